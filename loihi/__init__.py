@@ -1,0 +1,1 @@
+"""nengoseg.loihi: map converted networks onto nengo-loihi (emulator by default, board with NxSDK)."""
