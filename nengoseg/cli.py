@@ -1,0 +1,99 @@
+"""The ``nengoseg`` command.
+
+Each subcommand reads a config (``--config FILE``) and works in a run folder
+(``--run-dir``, by default ``runs/<config name>``). User errors print one line
+and exit with status 2; an interrupted command exits 130 and continues where it
+stopped when run again.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from nengoseg.errors import NengosegError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _config_and_run_dir(args):
+    from nengoseg.atomic import write_text
+    from nengoseg.config import dump_config, load_config
+
+    cfg = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", dump_config(cfg))
+    return cfg, run_dir
+
+
+def cmd_train_ann(args):
+    cfg, run_dir = _config_and_run_dir(args)
+    _quiet_tensorflow()
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.train import train_ann
+
+    data = load_experiment_data(cfg)
+    results = train_ann(cfg, run_dir, data)
+    print(f"results: {run_dir / 'results.json'}")
+    return results
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_config_args(parser):
+    parser.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
+    parser.add_argument(
+        "--run-dir", help="run folder for outputs and checkpoints (default: runs/<config name>)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nengoseg",
+        description="Keras segmentation networks as spiking networks: "
+        "ANN training, NengoDL conversion, hybrid co-training, Loihi deployment.",
+    )
+    from nengoseg import __version__
+
+    parser.add_argument("--version", action="version", version=f"nengoseg {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train-ann",
+        help="train the config's Keras network (resumes an interrupted run)",
+        description="Train the Keras network a config describes, with a checkpoint per "
+        "epoch; rerunning the same command resumes from the last finished epoch. "
+        "Prints and writes the test metrics (results.json in the run folder).",
+    )
+    _add_config_args(train)
+    train.set_defaults(func=cmd_train_ann)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except NengosegError as err:
+        print(f"nengoseg: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("nengoseg: interrupted; run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

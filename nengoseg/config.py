@@ -1,0 +1,235 @@
+"""Experiment configs: one YAML file describes one experiment end to end.
+
+A config is checked against :data:`SCHEMA` when it is loaded: every key must be
+known and every value allowed, and the error names the key (``train.epochs``)
+and what would be accepted. Missing keys take the schema's defaults, so the
+resolved config written into a run folder says everything the run used.
+"""
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from nengoseg.errors import ConfigError
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config value: its default, what is allowed (in words) and its check."""
+
+    default: Any
+    allowed: str
+    check: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def choice(default, *options):
+    return Field(default, "one of " + ", ".join(map(repr, options)), lambda v: v in options)
+
+
+def integer(default, low=None, high=None, optional=False):
+    bounds = _bounds_text(low, high)
+    return Field(
+        default,
+        ("null or " if optional else "") + "an integer" + bounds,
+        lambda v: (optional and v is None)
+        or (isinstance(v, int) and not isinstance(v, bool) and _within(v, low, high)),
+    )
+
+
+def number(default, low=None, high=None, optional=False, low_open=False):
+    bounds = _bounds_text(low, high, low_open)
+    return Field(
+        default,
+        ("null or " if optional else "") + "a number" + bounds,
+        lambda v: (optional and v is None)
+        or (
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and _within(v, low, high, low_open)
+        ),
+        lambda v: None if v is None else float(v),
+    )
+
+
+def text(default, optional=False):
+    return Field(
+        default,
+        ("null or " if optional else "") + "a string",
+        lambda v: (optional and v is None) or isinstance(v, str),
+    )
+
+
+def int_pair(default):
+    return Field(
+        default,
+        "a list of two positive integers, e.g. [56, 48]",
+        lambda v: isinstance(v, (list, tuple))
+        and len(v) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in v),
+        list,
+    )
+
+
+def free_mapping(default):
+    """A mapping checked later by the code that uses it (e.g. model options)."""
+    return Field(default, "a mapping of option: value", lambda v: isinstance(v, dict), dict)
+
+
+def _within(v, low, high, low_open=False):
+    if low is not None and (v <= low if low_open else v < low):
+        return False
+    return high is None or v <= high
+
+
+def _bounds_text(low, high, low_open=False):
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"<= {high}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+SCHEMA = {
+    "name": text("experiment"),
+    "seed": integer(0, low=0),
+    "data": {
+        "dataset": choice("hippocampus", "hippocampus", "isbi2012", "airplanes"),
+        # a folder, or "sample:hippocampus" for the sample shipped inside the package;
+        # relative paths are resolved against the current working directory
+        "root": text("sample:hippocampus", optional=True),
+        "images_dir": text(None, optional=True),
+        "labels_dir": text(None, optional=True),
+        "normalise": choice("unit", "unit", "zero_mean"),
+        "task": choice("binary", "binary", "multiclass"),
+        "slice_axis": choice(0, 0, 1, 2),
+        "size": int_pair([56, 48]),
+        "split": choice("holdout", "holdout", "kfold"),
+        "test_fraction": number(0.2, low=0, high=1, low_open=True),
+        "val_fraction": number(0.1, low=0, high=1),
+        "n_folds": integer(5, low=2),
+        "fold": integer(0, low=0),
+        "max_subjects": integer(None, low=3, optional=True),
+    },
+    "model": {
+        "kind": choice("unet", "cae", "unet", "locnet"),
+        # builder options (filters, depth, dropout, ...), checked by nengoseg.models
+        "options": free_mapping({}),
+    },
+    "train": {
+        "loss": choice("dice", "bce", "dice", "bce_dice", "mse", "mae"),
+        "bce_weight": number(0.5, low=0),
+        "dice_weight": number(0.5, low=0),
+        "learning_rate": number(1e-3, low=0, low_open=True),
+        "epochs": integer(100, low=1),
+        "batch_size": integer(26, low=1),
+        "reduce_lr_factor": number(0.5, low=0, high=1, low_open=True),
+        "reduce_lr_patience": integer(5, low=1),
+        "min_lr": number(1e-6, low=0),
+        "early_stopping_patience": integer(10, low=1, optional=True),
+        "monitor": choice("val_loss", "val_loss", "loss"),
+    },
+}
+
+
+def defaults(schema=SCHEMA):
+    """The config with every key at its default."""
+    return {
+        key: defaults(field) if isinstance(field, dict) else copy.deepcopy(field.default)
+        for key, field in schema.items()
+    }
+
+
+def resolve(raw, schema=SCHEMA, prefix="", source="config"):
+    """Check ``raw`` against ``schema`` and fill in defaults; raise ConfigError on the first problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        where = f"'{prefix[:-1]}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping of keys, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}' "
+            f"(allowed keys{' in ' + prefix[:-1] if prefix else ''}: {', '.join(schema)})"
+        )
+    resolved = {}
+    for key, field in schema.items():
+        value = raw.get(key, _MISSING)
+        if isinstance(field, dict):
+            resolved[key] = resolve(
+                {} if value is _MISSING else value, field, f"{prefix}{key}.", source
+            )
+            continue
+        if value is _MISSING:
+            resolved[key] = copy.deepcopy(field.default)
+        elif field.check(value):
+            resolved[key] = field.convert(value)
+        else:
+            raise ConfigError(
+                f"{source}: bad value {value!r} for '{prefix}{key}' (allowed: {field.allowed})"
+            )
+    _check_consistency(resolved, source)
+    return resolved
+
+
+def _check_consistency(cfg, source):
+    data = cfg.get("data")
+    if not data or "fold" not in data:
+        return
+    if data["fold"] >= data["n_folds"]:
+        raise ConfigError(
+            f"{source}: bad value {data['fold']!r} for 'data.fold' "
+            f"(allowed: 0 .. data.n_folds - 1 = {data['n_folds'] - 1})"
+        )
+    if data["test_fraction"] + data["val_fraction"] >= 1:
+        raise ConfigError(
+            f"{source}: 'data.test_fraction' + 'data.val_fraction' must be below 1 "
+            f"(got {data['test_fraction']} + {data['val_fraction']})"
+        )
+    if (data["images_dir"] is None) != (data["labels_dir"] is None):
+        raise ConfigError(
+            f"{source}: give both 'data.images_dir' and 'data.labels_dir', or neither "
+            "(then 'data.root' holds imagesTr/ and labelsTr/)"
+        )
+
+
+def apply_overrides(raw, overrides):
+    """Set ``KEY.PATH=VALUE`` overrides (values parsed as YAML) on a raw config."""
+    raw = copy.deepcopy(raw) if raw is not None else {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"bad override {item!r} (expected KEY=VALUE, e.g. train.epochs=5)")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"bad override {item!r}: '{part}' is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def load_config(path, overrides=()):
+    """Read, check and resolve a YAML config file, with ``KEY=VALUE`` overrides."""
+    path = Path(path)
+    try:
+        text_ = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+    try:
+        raw = yaml.safe_load(text_)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return resolve(apply_overrides(raw, overrides), source=str(path))
+
+
+def dump_config(cfg):
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,223 @@
+"""`ConversionSettings`: every choice the conversion makes, validated, as plain data.
+
+The settings travel beside the Keras weights as ``conversion.json`` (see
+`nengoseg.convert.save_conversion`), so that the same spiking network can be
+rebuilt from the Keras model file and this record alone. Bad values raise
+`nengoseg.errors.ConfigError` naming the key, the value and what is allowed.
+"""
+
+import dataclasses
+import math
+import numbers
+from typing import Optional, Union
+
+from nengoseg.errors import ConfigError
+
+INPUT_CODINGS = ("constant", "poisson")
+NORMALISATIONS = (None, "percentile")
+READOUTS = ("segmentation", "regression")
+
+
+@dataclasses.dataclass
+class ConversionSettings:
+    """How a Keras model becomes a spiking network, and how that network is run and read.
+
+    Chosen by the user:
+
+    spiking
+        True: ReLU -> `nengo.SpikingRectifiedLinear`, SoftLIF -> `nengo.LIF`.
+        False: the rate neurons (`nengo.RectifiedLinear`, `nengo_dl.SoftLIFRate`),
+        which reproduce the Keras model to float precision (a conversion check).
+        The neuron type itself follows from the model's activations (relu or a
+        `SoftLIF` layer); ``neuron_types`` records the result per layer.
+    scale_firing_rates
+        Post-training scaling (nengo-dl): neuron input currents are multiplied by
+        the scale and outputs divided by it, so ReLU networks compute the same
+        function at higher rates. One number for every neuron layer, or
+        ``{layer_name: scale}`` (unlisted layers keep 1). The CAE recipe uses 1000.
+    normalise, percentile, target_rate_hz
+        ``"percentile"``: data-based layer-wise normalisation (Rueckauer et al.
+        2016): each neuron layer's scale maps the ``percentile``-th percentile of
+        its positive Keras activations to ``target_rate_hz``. Needs calibration
+        data at conversion (or ``normalisation_factors`` recorded by an earlier
+        one) and replaces ``scale_firing_rates``, which must then stay 1.
+        ReLU networks only. ``target_rate_hz`` may not exceed ``1 / dt`` (one spike
+        per step, the Loihi limit).
+    synapse
+        Lowpass time constant (s) on every connection leaving neurons; None = none.
+        The papers use 0.005.
+    n_steps, dt
+        Time steps each input is presented for, and the step length in seconds.
+    input_coding, input_rate_hz
+        ``"constant"``: the image is the input current at every step.
+        ``"poisson"``: rate-coded spikes; a pixel ``x`` in [-1, 1] fires with
+        probability ``|x| * input_rate_hz * dt`` per step, spikes carry the sign of
+        ``x`` (binary {0, 1} spikes for [0, 1] images, ternary {-1, 0, 1} for
+        zero-mean ones) and have height ``1 / (input_rate_hz * dt)`` so the expected
+        input equals ``x`` (see `nengoseg.convert.coding`).
+    readout, readout_steps, threshold
+        ``"segmentation"``: the output (per-pixel logits) averaged over the last
+        ``readout_steps`` steps (None: the last half), then a sigmoid; masks are
+        ``probability > threshold``. ``"regression"`` (LocNet boxes): the mean
+        output over those steps, with the model's own output activation.
+    max_to_avg_pool
+        Convert max pooling layers as average pooling (this changes the network).
+    seed
+        Seeds the network build (initial neuron voltages), the NengoDL simulator
+        and the Poisson spike generator, so runs repeat exactly. None: random.
+
+    Recorded by `nengoseg.convert.convert` (leave empty; a loaded record keeps them):
+    ``output_activation`` (the activation moved from the output layer into the
+    readout), ``neuron_types``, ``layer_scales`` (the final scale of every neuron
+    layer), ``normalisation_factors`` (each layer's percentile activation; reused
+    when rebuilding without calibration data) and ``versions``.
+    """
+
+    spiking: bool = True
+    scale_firing_rates: Union[float, dict] = 1.0
+    normalise: Optional[str] = None
+    percentile: float = 99.9
+    target_rate_hz: float = 1000.0
+    synapse: Optional[float] = None
+    n_steps: int = 100
+    dt: float = 0.001
+    input_coding: str = "constant"
+    input_rate_hz: float = 1000.0
+    readout: str = "segmentation"
+    readout_steps: Optional[int] = None
+    threshold: float = 0.5
+    max_to_avg_pool: bool = False
+    seed: Optional[int] = 0
+    output_activation: Optional[str] = None
+    neuron_types: dict = dataclasses.field(default_factory=dict)
+    layer_scales: dict = dataclasses.field(default_factory=dict)
+    normalisation_factors: dict = dataclasses.field(default_factory=dict)
+    versions: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raise ConfigError naming the first bad setting and what is allowed."""
+        _check_bool("spiking", self.spiking)
+        _check_scales(self.scale_firing_rates)
+        _check_choice("normalise", self.normalise, NORMALISATIONS)
+        _check_number(
+            "percentile", self.percentile, low=0, high=100, allowed="a number in (0, 100]"
+        )
+        _check_number("dt", self.dt, low=0, allowed="a number > 0 (seconds)")
+        max_rate = 1 / self.dt
+        _check_number(
+            "target_rate_hz", self.target_rate_hz, low=0, high=max_rate,
+            allowed=f"a number in (0, 1/dt = {max_rate:g}] (at most one spike per step)",
+        )
+        if self.synapse is not None:
+            _check_number(
+                "synapse", self.synapse, low=0, allowed="None or a time constant > 0 (seconds)"
+            )
+        check_int("n_steps", self.n_steps, low=1)
+        _check_choice("input_coding", self.input_coding, INPUT_CODINGS)
+        _check_number(
+            "input_rate_hz", self.input_rate_hz, low=0, high=max_rate,
+            allowed=f"a number in (0, 1/dt = {max_rate:g}] (at most one spike per step)",
+        )
+        _check_choice("readout", self.readout, READOUTS)
+        if self.readout_steps is not None:
+            check_int("readout_steps", self.readout_steps, low=1, high=self.n_steps)
+        _check_number(
+            "threshold", self.threshold, low=0, high=1, high_open=True, allowed="a number in (0, 1)"
+        )
+        _check_bool("max_to_avg_pool", self.max_to_avg_pool)
+        if self.seed is not None:
+            check_int("seed", self.seed, low=0)
+        if self.normalise is not None and self.scale_firing_rates != 1.0:
+            raise ConfigError(
+                f"scale_firing_rates={self.scale_firing_rates!r} and normalise={self.normalise!r} "
+                "both set the firing-rate scales; allowed: scale_firing_rates=1.0 when "
+                "normalise is set"
+            )
+        for key in ("neuron_types", "layer_scales", "normalisation_factors", "versions"):
+            if not isinstance(getattr(self, key), dict):
+                value = getattr(self, key)
+                raise ConfigError(f"{key}={value!r} is not allowed; allowed: a mapping")
+        for name, value in self.normalisation_factors.items():
+            _check_number(f"normalisation_factors[{name!r}]", value, low=0, allowed="a number > 0")
+
+    def window(self, n_steps=None):
+        """The number of final steps the readout averages over, for a run of ``n_steps``."""
+        n_steps = self.n_steps if n_steps is None else n_steps
+        check_int("n_steps", n_steps, low=1)
+        if self.readout_steps is None:
+            return max(1, n_steps // 2)
+        if self.readout_steps > n_steps:
+            raise ConfigError(
+                f"readout_steps={self.readout_steps} is not allowed for a run of {n_steps} steps; "
+                f"allowed: an integer in [1, {n_steps}] or None (the last half)"
+            )
+        return self.readout_steps
+
+    def to_dict(self):
+        """Plain JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Settings from a mapping; unknown keys are a ConfigError listing the known ones."""
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown conversion setting {unknown[0]!r}; allowed: {', '.join(known)}"
+            )
+        return cls(**data)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_number(key, value, low, high=None, high_open=False, allowed=""):
+    """Require low < value (<= or < high), finite."""
+    ok = _is_number(value) and math.isfinite(value) and value > low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high * (1 + 1e-9)
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {allowed}")
+
+
+def check_int(key, value, low, high=None):
+    """Require an integer (not a bool) in [low, high]; ConfigError naming ``key`` otherwise."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: an integer {bound}")
+
+
+def _check_bool(key, value):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: true or false")
+
+
+def _check_choice(key, value, choices):
+    if value not in choices:
+        raise ConfigError(
+            f"{key}={value!r} is not allowed; allowed: {', '.join(repr(c) for c in choices)}"
+        )
+
+
+def _check_scales(scales):
+    allowed = "a number > 0, or a mapping {layer_name: number > 0}"
+    if isinstance(scales, dict):
+        if not scales:
+            raise ConfigError(f"scale_firing_rates={{}} is not allowed; allowed: {allowed}")
+        for name, value in scales.items():
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f"scale_firing_rates key {name!r} is not allowed; "
+                    "allowed: layer names (strings)"
+                )
+            _check_number(f"scale_firing_rates[{name!r}]", value, low=0, allowed=allowed)
+    else:
+        _check_number("scale_firing_rates", scales, low=0, allowed=allowed)

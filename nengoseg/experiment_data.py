@@ -1,0 +1,149 @@
+"""The train / validation / test arrays an experiment config describes.
+
+Every dataset ends up as :class:`Part` objects: inputs ``x``, targets ``y`` and,
+for each example, the group it belongs to (the subject for MRI volumes, the image
+for EM tiles and photos). Splits are always made over those groups, never over
+slices, so no subject leaks from training into testing.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nengoseg import data as nsdata
+from nengoseg.errors import ConfigError, DataError
+
+SAMPLE_PREFIX = "sample:"
+
+
+@dataclass
+class Part:
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray  # subject / image of each example
+    slice_index: np.ndarray  # position along the slicing axis (0 where not sliced)
+
+    def __len__(self):
+        return len(self.x)
+
+    def select(self, groups):
+        keep = np.isin(self.groups, list(groups))
+        return Part(self.x[keep], self.y[keep], self.groups[keep], self.slice_index[keep])
+
+
+@dataclass
+class ExperimentData:
+    task: str  # "segmentation" or "boxes"
+    train: Part
+    val: Part
+    test: Part
+    split: dict  # part name -> list of groups
+
+    @property
+    def input_shape(self):
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def n_outputs(self):
+        return self.train.y.shape[-1]
+
+
+def resolve_root(root):
+    """A folder from the config, or the shipped sample for ``sample:NAME``."""
+    if root is None:
+        return None
+    if root.startswith(SAMPLE_PREFIX):
+        return nsdata.sample_path(root[len(SAMPLE_PREFIX):])
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(f"data folder {path} does not exist (data.root in the config)")
+    return path
+
+
+def load_experiment_data(cfg):
+    """Load and split the data of a resolved config."""
+    data_cfg = cfg["data"]
+    loader = _LOADERS[data_cfg["dataset"]]
+    task, everything = loader(data_cfg)
+    groups = sorted(set(everything.groups.tolist()))
+    if data_cfg["max_subjects"] is not None:
+        groups = groups[: data_cfg["max_subjects"]]
+    seed = cfg["seed"]
+    if data_cfg["split"] == "kfold":
+        split = nsdata.kfold_subjects(
+            groups, data_cfg["n_folds"], data_cfg["fold"], data_cfg["val_fraction"], seed
+        )
+    else:
+        split = nsdata.split_subjects(
+            groups, data_cfg["test_fraction"], data_cfg["val_fraction"], seed
+        )
+    parts = {name: everything.select(split[name]) for name in ("train", "val", "test")}
+    if len(parts["train"]) == 0 or len(parts["test"]) == 0:
+        raise ConfigError(
+            f"data: the split leaves no training or no test examples ({len(groups)} groups); "
+            "use more subjects or other data.test_fraction / data.val_fraction"
+        )
+    return ExperimentData(task, parts["train"], parts["val"], parts["test"], split)
+
+
+def _hippocampus(data_cfg):
+    root = resolve_root(data_cfg["root"]) if data_cfg["images_dir"] is None else None
+    volumes = nsdata.load_hippocampus(
+        root=root, images_dir=data_cfg["images_dir"], labels_dir=data_cfg["labels_dir"]
+    )
+    if data_cfg["max_subjects"] is not None:
+        volumes = volumes[: data_cfg["max_subjects"]]
+    slices = nsdata.volumes_to_slices(
+        volumes,
+        axis=data_cfg["slice_axis"],
+        size=tuple(data_cfg["size"]),
+        normalise=data_cfg["normalise"],
+        task=data_cfg["task"],
+    )
+    y = slices.y
+    if data_cfg["task"] == "multiclass":
+        y = np.eye(3, dtype=np.uint8)[y[..., 0]]  # one-hot: background, head, body
+    return "segmentation", Part(slices.x, y, slices.subjects, slices.slice_index)
+
+
+def _isbi2012(data_cfg):
+    x, y, names = nsdata.load_isbi2012(resolve_root(data_cfg["root"]))
+    if data_cfg["normalise"] == "zero_mean":
+        x = np.stack([nsdata.normalise_volume(img, "zero_mean") for img in x])
+    h, w = data_cfg["size"]
+    if x.shape[1] % h or x.shape[2] % w:
+        raise ConfigError(
+            f"data.size {data_cfg['size']} must tile the {x.shape[1]}x{x.shape[2]} ISBI images "
+            "(use divisors such as [64, 64] or [128, 128])"
+        )
+    tiles_x, tiles_y, groups, index = [], [], [], []
+    for img, lab, name in zip(x, y, names):
+        for i, (tx, ty) in enumerate(zip(_tiles(img, h, w), _tiles(lab, h, w))):
+            tiles_x.append(tx)
+            tiles_y.append(ty)
+            groups.append(name)
+            index.append(i)
+    return "segmentation", Part(
+        np.stack(tiles_x), np.stack(tiles_y), np.array(groups), np.array(index)
+    )
+
+
+def _tiles(image, h, w):
+    return [
+        image[r : r + h, c : c + w]
+        for r in range(0, image.shape[0], h)
+        for c in range(0, image.shape[1], w)
+    ]
+
+
+def _airplanes(data_cfg):
+    x, boxes, names = nsdata.load_airplanes(
+        resolve_root(data_cfg["root"]), size=tuple(data_cfg["size"])
+    )
+    if data_cfg["normalise"] == "zero_mean":
+        x = x * 2.0 - 1.0
+    return "boxes", Part(x, boxes, np.array(names), np.zeros(len(names), dtype=int))
+
+
+_LOADERS = {"hippocampus": _hippocampus, "isbi2012": _isbi2012, "airplanes": _airplanes}
