@@ -40,6 +40,41 @@ def cmd_train_ann(args):
     return results
 
 
+def cmd_convert(args):
+    cfg, run_dir = _config_and_run_dir(args)
+    _quiet_tensorflow()
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.report import write_report
+    from nengoseg.snn_stage import convert_stage
+
+    data = load_experiment_data(cfg)
+    convert_stage(cfg, run_dir, data, checkpoint=args.checkpoint)
+    print(write_report(run_dir))
+    print(f"results: {run_dir / 'results.json'}, conversion: {run_dir / 'snn'}")
+
+
+def cmd_evaluate(args):
+    cfg, run_dir = _config_and_run_dir(args)
+    if args.data:
+        cfg["data"]["root"] = args.data
+        cfg["data"]["images_dir"] = cfg["data"]["labels_dir"] = None
+    if args.n_steps is not None and args.n_steps < 1:
+        from nengoseg.errors import ConfigError
+
+        raise ConfigError(f"--n-steps must be an integer >= 1, got {args.n_steps}")
+    _quiet_tensorflow()
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.report import write_report
+    from nengoseg.snn_stage import evaluate_checkpoint
+
+    data = load_experiment_data(cfg)
+    evaluate_checkpoint(
+        cfg, run_dir, data, args.engine, checkpoint=args.checkpoint, n_steps=args.n_steps
+    )
+    print(write_report(run_dir))
+    print(f"results: {run_dir / 'results.json'}")
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -78,6 +113,34 @@ def build_parser():
     )
     _add_config_args(train)
     train.set_defaults(func=cmd_train_ann)
+
+    conv = commands.add_parser(
+        "convert",
+        help="convert the trained ANN to a spiking network and score both",
+        description="Convert the run's ANN (or --checkpoint) with the NengoDL Converter "
+        "and the config's `convert` settings, save the spiking network's description in "
+        "RUN/snn/, run it in NengoDL and write the ANN vs SNN table (results.json, report.md).",
+    )
+    _add_config_args(conv)
+    conv.add_argument("--checkpoint", help="a Keras .h5 model (default: RUN/ann/model.h5)")
+    conv.set_defaults(func=cmd_convert)
+
+    ev = commands.add_parser(
+        "evaluate",
+        help="score an ANN or a converted SNN on a data folder",
+        description="Score the ANN (a Keras .h5 file) or the SNN (a conversion folder "
+        "written by `nengoseg convert`) on the config's evaluation split, or on the "
+        "data in --data; writes results.json and report.md in the run folder.",
+    )
+    _add_config_args(ev)
+    ev.add_argument("--engine", choices=("ann", "snn"), default="snn", help="what to run (default: snn)")
+    ev.add_argument(
+        "--checkpoint",
+        help="ANN: a Keras .h5 file (default RUN/ann/model.h5); SNN: a conversion folder (default RUN/snn)",
+    )
+    ev.add_argument("--data", help="data folder to score instead of the config's data.root")
+    ev.add_argument("--n-steps", type=int, help="simulation steps (default: the conversion's n_steps)")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

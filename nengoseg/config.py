@@ -135,6 +135,40 @@ SCHEMA = {
         "early_stopping_patience": integer(10, low=1, optional=True),
         "monitor": choice("val_loss", "val_loss", "loss"),
     },
+    # ANN -> SNN conversion: the fields of nengoseg.convert.ConversionSettings
+    # (scale_firing_rates, synapse, n_steps, input_coding, normalise, threshold, ...),
+    # checked by that class
+    "convert": free_mapping({}),
+    # hybrid co-training of the converted SNN: spikes forward, rate gradients back
+    "cotrain": {
+        # "engine": nengoseg's time-batched Keras simulation; "nengo-dl": the reference
+        "engine": choice("engine", "engine", "nengo-dl"),
+        "epochs": integer(20, low=1),
+        "learning_rate": number(1e-4, low=0, low_open=True),
+        "batch_size": integer(16, low=1),
+        # simulation steps per example while training (null: convert.n_steps)
+        "n_steps": integer(None, low=1, optional=True),
+        # firing-rate regularisation (null: none; the CAE recipe relies on scaling)
+        "rate_target_hz": number(None, low=0, optional=True),
+        "rate_weight_output": number(1.0, low=0),
+        "rate_weight_hidden": number(0.01, low=0),
+        "reduce_lr_factor": number(0.5, low=0, high=1, low_open=True),
+        "reduce_lr_patience": integer(3, low=1),
+        "min_lr": number(1e-7, low=0),
+        "early_stopping_patience": integer(5, low=1, optional=True),
+        "monitor": choice("val_loss", "val_loss", "loss"),
+        # cap on training examples per epoch (null: all), for slow CPU runs
+        "max_train_examples": integer(None, low=1, optional=True),
+    },
+    "evaluate": {
+        # the examples SNNs are scored on (NengoDL simulation is slow on a CPU:
+        # max_subjects keeps whole subjects, so 3D Dice stays meaningful)
+        "split": choice("test", "test", "val", "train"),
+        "max_subjects": integer(None, low=1, optional=True),
+        "minibatch_size": integer(16, low=1),
+        # training examples used for data-based (percentile) normalisation
+        "calibration_examples": integer(256, low=1),
+    },
 }
 
 

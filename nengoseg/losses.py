@@ -62,7 +62,16 @@ def _dice_ratio(true, prob, axes, smooth):
 
 @_serializable
 class DiceLoss(tf.keras.losses.Loss):
-    """1 - soft Dice per sample, averaged over the batch (three-stage paper, eq. 7).
+    """1 - soft Dice (three-stage paper, eq. 7), over the whole batch by default.
+
+    ``per_sample`` False (default): one Dice over every pixel of the batch. True: a
+    Dice per sample, averaged over the batch. Per-sample Dice is a poor loss for
+    volumes cut into slices: a slice without the structure scores
+    eps / (sum(s) + eps), about 0 unless every probability is 0, so such slices
+    (38% of the MSD hippocampus axis-0 slices) pull the whole network towards
+    background; a batch Dice keeps them as ordinary false-positive pixels. Measured
+    here: the default U-Net collapsed to an all-background output within 7 epochs
+    with per-sample Dice.
 
     ``n_classes`` = 1: probabilities are ``sigmoid(y_pred)`` (or ``y_pred`` when
     ``from_logits`` is False) and the sums run over height, width and channels.
@@ -71,22 +80,28 @@ class DiceLoss(tf.keras.losses.Loss):
     ``smooth`` (the paper's eps, 1e-5) makes an empty prediction of an empty mask score 1.
     """
 
-    def __init__(self, from_logits=True, smooth=1e-5, n_classes=1, name="dice", **kwargs):
+    def __init__(
+        self, from_logits=True, smooth=1e-5, n_classes=1, per_sample=False, name="dice", **kwargs
+    ):
         super().__init__(name=name, **kwargs)
         self.from_logits = from_logits
+        self.per_sample = per_sample
         self.smooth = smooth
         self.n_classes = n_classes
 
     def call(self, y_true, y_pred):
+        first = 1 if self.per_sample else 0
         if self.n_classes == 1:
             prob = tf.sigmoid(y_pred) if self.from_logits else y_pred
-            axes = list(range(1, len(y_pred.shape)))
+            axes = list(range(first, len(y_pred.shape)))
             dice = _dice_ratio(tf.cast(y_true, prob.dtype), prob, axes, self.smooth)
         else:
             prob = tf.nn.softmax(y_pred, axis=-1) if self.from_logits else y_pred
-            axes = list(range(1, len(y_pred.shape) - 1))
+            axes = list(range(first, len(y_pred.shape) - 1))
             true = one_hot_labels(y_true, self.n_classes, prob.dtype)
-            dice = tf.reduce_mean(_dice_ratio(true, prob, axes, self.smooth)[:, 1:], axis=-1)
+            dice = tf.reduce_mean(_dice_ratio(true, prob, axes, self.smooth)[..., 1:], axis=-1)
+        if not self.per_sample:  # one value for the batch, given to every sample
+            dice = tf.fill(tf.shape(y_pred)[:1], dice)
         return 1.0 - dice
 
     def get_config(self):
@@ -95,6 +110,7 @@ class DiceLoss(tf.keras.losses.Loss):
             "from_logits": self.from_logits,
             "smooth": self.smooth,
             "n_classes": self.n_classes,
+            "per_sample": self.per_sample,
         }
 
 

@@ -151,14 +151,17 @@ def test_bce_on_two_pixels_by_hand():
     assert float(losses.get_loss("bce")(y_true, y_pred)) == expected
 
 
-def test_dice_loss_is_per_sample_then_averaged():
+def test_dice_loss_over_the_batch_or_per_sample():
     # sample 1: logits 0 -> s = 1/2 everywhere, r = [1, 1, 0, 0]:
     #   (2 * 1 + eps) / (2 + 2 + eps) = 1/2 -> loss 1/2
     # sample 2: logits +-100 match r = [1, 0, 0, 0] -> Dice 1 -> loss 0
-    # per-sample mean 1/4 (a Dice over the whole batch would give 1 - 4/6)
+    # per-sample mean 1/4; over the whole batch: intersection 1 + 1 = 2,
+    # sizes (2 + 2) + (1 + 1) = 6 -> Dice 4/6 -> loss 1/3
     y_true = np.array([[[1, 1], [0, 0]], [[1, 0], [0, 0]]], np.float32)[..., None]
     y_pred = np.array([[[0, 0], [0, 0]], [[100, -100], [-100, -100]]], np.float32)[..., None]
-    assert float(losses.DiceLoss()(y_true, y_pred)) == pytest.approx(0.25, abs=1e-5)
+    per_sample = losses.DiceLoss(per_sample=True)(y_true, y_pred)
+    assert float(per_sample) == pytest.approx(0.25, abs=1e-5)
+    assert float(losses.DiceLoss()(y_true, y_pred)) == pytest.approx(1 / 3, abs=1e-5)
 
 
 def test_dice_loss_with_large_logits_is_one_minus_hard_dice():

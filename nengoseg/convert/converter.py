@@ -500,11 +500,15 @@ def _names(model):
 
 
 def _neuron_layers(model, converter):
-    """``{layer_name: nengo.ensemble.Neurons}`` for every layer that became neurons."""
+    """``{layer_name: nengo.ensemble.Neurons}`` for every layer that became neurons.
+
+    A layer converted to the identity (Dropout) hands on its input's Neurons
+    object; those are listed once, under the layer that made them.
+    """
     neurons = {}
     for layer in model.layers:
         obj = converter.layers[layer]
-        if isinstance(obj, nengo.ensemble.Neurons):
+        if isinstance(obj, nengo.ensemble.Neurons) and obj not in neurons.values():
             neurons[layer.name] = obj
     return neurons
 

@@ -1,0 +1,129 @@
+"""The converted-SNN stage: convert the trained ANN, run it in NengoDL, score both.
+
+``convert_stage`` is what ``nengoseg convert`` does: it reads ``RUN/ann/model.h5``
+(or any Keras checkpoint), converts it with the config's ``convert`` settings,
+writes ``RUN/snn/`` (the Keras model and ``conversion.json``, enough to rebuild
+the same spiking network) and scores the ANN and the SNN on the same held-out
+examples. ``evaluate_checkpoint`` scores any ANN file or conversion folder on any
+data, for ``nengoseg evaluate``.
+"""
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from nengoseg import convert as nsconvert
+from nengoseg import evaluate
+from nengoseg.convert import ConversionSettings
+from nengoseg.errors import ConfigError, DataError
+from nengoseg.results import update_results
+
+SNN_DIR = "snn"
+
+
+def conversion_settings(cfg, task):
+    """The config's ``convert`` section as ConversionSettings (readout set by the task)."""
+    options = dict(cfg["convert"])
+    options.setdefault("readout", "regression" if task == "boxes" else "segmentation")
+    options.setdefault("seed", cfg["seed"])
+    try:
+        return ConversionSettings.from_dict(options)
+    except ConfigError as err:
+        raise ConfigError(f"convert: {err}") from None
+
+
+def evaluation_part(cfg, data):
+    """The examples that SNNs are scored on: the config's split, maybe fewer subjects."""
+    ecfg = cfg["evaluate"]
+    part = getattr(data, ecfg["split"])
+    if len(part) == 0:
+        raise ConfigError(f"evaluate.split: the '{ecfg['split']}' part of the data is empty")
+    if ecfg["max_subjects"] is not None:
+        groups = sorted(set(part.groups.tolist()))[: ecfg["max_subjects"]]
+        part = part.select(groups)
+    return part
+
+
+def load_keras(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no Keras model at {path} (train one with `nengoseg train-ann`)")
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable Keras model ({err})") from None
+
+
+def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
+    """Convert the ANN of ``run_dir`` (or ``checkpoint``) and score ANN and SNN."""
+    from nengoseg.train.ann import model_path
+
+    keras_model = load_keras(checkpoint or model_path(run_dir))
+    settings = conversion_settings(cfg, data.task)
+    calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
+    converted = nsconvert.convert(keras_model, settings, calibration_data=calibration)
+    nsconvert.save_conversion(Path(run_dir) / SNN_DIR, keras_model, converted.settings)
+    part = evaluation_part(cfg, data)
+    ann = nsconvert.run_ann(converted, part.x)
+    snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose)
+    stages = {
+        "ann_on_snn_examples": stage_result(data.task, ann, part, converted),
+        "converted_snn": stage_result(data.task, snn, part, converted),
+    }
+    for name, payload in stages.items():
+        results = update_results(run_dir, name, payload)
+    if verbose:
+        for name, payload in stages.items():
+            print(f"{name}: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"]))
+    return results
+
+
+def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True):
+    return nsconvert.run_snn(
+        converted, x, n_steps=n_steps, minibatch_size=minibatch_size, progress=verbose
+    )
+
+
+def stage_result(task, result, part, converted):
+    """Scores plus firing rates (per layer and the network's neuron-weighted mean)."""
+    threshold = converted.settings.threshold
+    payload = {
+        "scores": evaluate.score(task, result.outputs, part, threshold),
+        "settings": converted.settings.to_dict(),
+    }
+    if result.firing_rates_hz:
+        sizes = {
+            name: probe.target.ensemble.n_neurons
+            for name, probe in converted.neuron_probes.items()
+        }
+        payload["firing_rates_hz"] = result.firing_rates_hz
+        payload["mean_firing_rate_hz"] = float(
+            sum(result.firing_rates_hz[n] * sizes[n] for n in sizes) / sum(sizes.values())
+        )
+        payload["neurons_per_layer"] = sizes
+    return payload
+
+
+def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=None, verbose=True):
+    """Score an ANN file (engine "ann") or a conversion folder (engine "snn")."""
+    from nengoseg.train.ann import model_path
+
+    part = evaluation_part(cfg, data)
+    if engine == "ann":
+        keras_model = load_keras(checkpoint or model_path(run_dir))
+        settings = conversion_settings(cfg, data.task)
+        converted = nsconvert.convert(keras_model, settings)  # prepared model + readout
+        result = nsconvert.run_ann(converted, part.x)
+    else:
+        folder = Path(checkpoint) if checkpoint else Path(run_dir) / SNN_DIR
+        keras_model, settings = nsconvert.load_conversion(folder)
+        converted = nsconvert.convert(keras_model, settings)
+        result = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], n_steps, verbose)
+    payload = stage_result(data.task, result, part, converted)
+    payload["checkpoint"] = str(checkpoint) if checkpoint else None
+    if n_steps:
+        payload["n_steps"] = n_steps
+    update_results(run_dir, f"evaluate_{engine}", payload)
+    if verbose:
+        print(f"evaluate {engine}: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"]))
+    return payload
