@@ -75,6 +75,13 @@ def cmd_evaluate(args):
     print(f"results: {run_dir / 'results.json'}")
 
 
+def cmd_segment(args):
+    _quiet_tensorflow()
+    from nengoseg.segment import segment_paths
+
+    segment_paths(args.model, args.input, args.output, engine=args.engine, overwrite=args.overwrite)
+
+
 def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -141,6 +148,24 @@ def build_parser():
     ev.add_argument("--data", help="data folder to score instead of the config's data.root")
     ev.add_argument("--n-steps", type=int, help="simulation steps (default: the conversion's n_steps)")
     ev.set_defaults(func=cmd_evaluate)
+
+    seg = commands.add_parser(
+        "segment",
+        help="segment NIfTI volumes with a trained run",
+        description="Predict a whole volume slice by slice and write a uint8 NIfTI mask "
+        "with the input's affine and header. INPUT may be a folder of volumes; OUTPUT is "
+        "then a folder. Existing outputs are never replaced without --overwrite.",
+    )
+    seg.add_argument("input", metavar="INPUT", help="a .nii/.nii.gz volume or a folder of them")
+    seg.add_argument("output", metavar="OUTPUT", help="the mask file (or folder) to write")
+    seg.add_argument("--model", required=True, metavar="RUN_DIR", help="a run folder")
+    seg.add_argument(
+        "--engine", choices=("ann", "snn", "loihi"), default="ann",
+        help="ann: the Keras network; snn: the co-trained (else converted) spiking network in "
+        "NengoDL; loihi: the Loihi emulator (default: ann)",
+    )
+    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    seg.set_defaults(func=cmd_segment)
     return parser
 
 

@@ -19,6 +19,19 @@ from nengoseg.errors import ConfigError, DataError
 from nengoseg.results import update_results
 
 SNN_DIR = "snn"
+HYBRID_DIR = "hybrid"
+
+
+def latest_conversion(run_dir):
+    """The co-trained SNN of a run if there is one, else the converted SNN."""
+    for name in (HYBRID_DIR, SNN_DIR):
+        folder = Path(run_dir) / name
+        if (folder / "conversion.json").is_file():
+            return folder
+    raise DataError(
+        f"{run_dir}: no conversion.json in {HYBRID_DIR}/ or {SNN_DIR}/ "
+        "(run `nengoseg convert` or `nengoseg cotrain` first)"
+    )
 
 
 def conversion_settings(cfg, task):
