@@ -16,6 +16,7 @@ from nengoseg import convert as nsconvert
 from nengoseg import evaluate
 from nengoseg.convert import ConversionSettings
 from nengoseg.errors import ConfigError, DataError
+from nengoseg.predictions import save_examples, save_predictions
 from nengoseg.results import update_results
 
 SNN_DIR = "snn"
@@ -83,6 +84,9 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
         "ann_on_snn_examples": stage_result(data.task, ann, part, converted),
         "converted_snn": stage_result(data.task, snn, part, converted),
     }
+    save_examples(run_dir, part)
+    save_predictions(run_dir, "ann_on_snn_examples", ann.outputs)
+    save_predictions(run_dir, "converted_snn", snn.outputs)
     for name, payload in stages.items():
         results = update_results(run_dir, name, payload)
     if verbose:

@@ -1,0 +1,126 @@
+"""Figures of a run folder, as PNG files, from results.json and RUN/predictions/."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nengoseg import evaluate, metrics, predictions  # noqa: E402
+from nengoseg.atomic import atomic_path  # noqa: E402
+from nengoseg.results import read_results  # noqa: E402
+
+# stage -> label, in the order the pipeline makes them
+STAGES = {
+    "ann_on_snn_examples": "ANN",
+    "converted_snn": "converted SNN",
+    "hybrid_snn": "hybrid SNN",
+    "loihi": "Loihi emulator",
+}
+THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
+
+
+def firing_rates(run_dir):
+    """Per-layer firing rates of the SNN stages side by side."""
+    stages = read_results(run_dir)["stages"]
+    rated = [(STAGES[s], stages[s]["firing_rates_hz"]) for s in STAGES
+             if s in stages and stages[s].get("firing_rates_hz")]
+    if not rated:
+        return None
+    layers = list(rated[0][1])
+    width = 0.8 / len(rated)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(layers)), 3.5))
+    for i, (label, rates) in enumerate(rated):
+        values = [rates.get(layer, np.nan) for layer in layers]
+        ax.bar(np.arange(len(layers)) + i * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(layers)) + width * (len(rated) - 1) / 2)
+    ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("average firing rate (Hz)")
+    ax.legend(fontsize=8)
+    return _save(fig, run_dir, "firing_rates.png")
+
+
+def masks(run_dir, n_slices=4):
+    """Input, ground truth and each stage's mask for the slices with most foreground."""
+    examples = predictions.load(run_dir, predictions.EXAMPLES)
+    staged = [(label, predictions.load(run_dir, s)) for s, label in STAGES.items()]
+    staged = [(label, p) for label, p in staged if p is not None]
+    if examples is None or not staged:
+        return None
+    truth = evaluate.true_masks(examples["y"])
+    picks = np.argsort(truth.reshape(len(truth), -1).sum(axis=1))[::-1][:n_slices]
+    columns = [("input", examples["x"][..., 0], "gray"), ("ground truth", truth, "gray")]
+    columns += [(label, evaluate.predicted_masks(p["outputs"]), "gray") for label, p in staged]
+    fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.6 * len(columns), 1.8 * len(picks)),
+                             squeeze=False)
+    for row, index in enumerate(picks):
+        for col, (title, images, cmap) in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(images[index], cmap=cmap)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+        axes[row, 0].set_ylabel(f"{examples['groups'][index]}\nslice {examples['slice_index'][index]}",
+                                fontsize=6)
+    return _save(fig, run_dir, "masks.png")
+
+
+def dice_vs_threshold(run_dir):
+    """Mean 2D Dice of each stage as the output threshold varies (three-stage paper, Table 2)."""
+    examples = predictions.load(run_dir, predictions.EXAMPLES)
+    if examples is None:
+        return None
+    truth = evaluate.true_masks(examples["y"])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    plotted = False
+    for stage, label in STAGES.items():
+        saved = predictions.load(run_dir, stage)
+        if saved is None or saved["outputs"].shape[-1] != 1:
+            continue
+        dice = [np.mean(metrics.dice_per_slice(evaluate.predicted_masks(saved["outputs"], t), truth))
+                for t in THRESHOLDS]
+        ax.plot(THRESHOLDS, dice, marker=".", label=label)
+        plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("output threshold")
+    ax.set_ylabel("mean Dice 2D")
+    ax.legend(fontsize=8)
+    return _save(fig, run_dir, "dice_vs_threshold.png")
+
+
+def dice_vs_steps(run_dir):
+    """Mean 2D Dice against the number of simulation steps, for stages that saved it."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    plotted = False
+    for stage, label in STAGES.items():
+        saved = predictions.load(run_dir, stage)
+        if saved is None or "steps" not in saved:
+            continue
+        ax.plot(saved["steps"], saved["dice_2d_by_steps"], marker=".", label=label)
+        plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("simulation steps")
+    ax.set_ylabel("mean Dice 2D")
+    ax.legend(fontsize=8)
+    return _save(fig, run_dir, "dice_vs_steps.png")
+
+
+def _save(fig, run_dir, name):
+    path = Path(run_dir) / "figures" / name
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def all_figures(run_dir):
+    made = [f(run_dir) for f in (firing_rates, masks, dice_vs_threshold, dice_vs_steps)]
+    return [p for p in made if p is not None]
