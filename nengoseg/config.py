@@ -65,6 +65,10 @@ def text(default, optional=False):
     )
 
 
+def flag(default):
+    return Field(default, "true or false", lambda v: isinstance(v, bool))
+
+
 def int_pair(default):
     return Field(
         default,
@@ -141,6 +145,8 @@ SCHEMA = {
     "convert": free_mapping({}),
     # hybrid co-training of the converted SNN: spikes forward, rate gradients back
     "cotrain": {
+        # nengoseg run: whether the pipeline co-trains after conversion
+        "enabled": flag(True),
         # "engine": nengoseg's time-batched Keras simulation; "nengo-dl": the reference
         "engine": choice("engine", "engine", "nengo-dl"),
         "epochs": integer(20, low=1),
@@ -160,7 +166,13 @@ SCHEMA = {
         # cap on training examples per epoch (null: all), for slow CPU runs
         "max_train_examples": integer(None, low=1, optional=True),
     },
+    # deployment on nengo-loihi (nengoseg deploy, and the last stage of nengoseg run):
+    # the fields are checked by nengoseg.loihi (target, n_images, n_steps, ...);
+    # "enabled" says whether nengoseg run deploys
+    "loihi": free_mapping({"enabled": True}),
     "evaluate": {
+        # the SNN simulator: "engine" (nengoseg.engine, time-batched) or "nengo-dl" (the reference)
+        "engine": choice("engine", "engine", "nengo-dl"),
         # the examples SNNs are scored on (NengoDL simulation is slow on a CPU:
         # max_subjects keeps whole subjects, so 3D Dice stays meaningful)
         "split": choice("test", "test", "val", "train"),

@@ -17,7 +17,7 @@ from nengoseg import evaluate
 from nengoseg.convert import ConversionSettings
 from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples, save_predictions
-from nengoseg.results import update_results
+from nengoseg.results import read_results, update_results
 
 SNN_DIR = "snn"
 HYBRID_DIR = "hybrid"
@@ -68,9 +68,18 @@ def load_keras(path):
         raise DataError(f"{path}: not a readable Keras model ({err})") from None
 
 
-def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
-    """Convert the ANN of ``run_dir`` (or ``checkpoint``) and score ANN and SNN."""
+def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, reuse=False):
+    """Convert the ANN of ``run_dir`` (or ``checkpoint``) and score ANN and SNN.
+
+    ``reuse``: keep a conversion that is already complete in ``run_dir``.
+    """
     from nengoseg.train.ann import model_path
+
+    done = read_results(run_dir)["stages"].get("converted_snn")
+    if reuse and done and (Path(run_dir) / SNN_DIR / "conversion.json").is_file():
+        if verbose:
+            print(f"convert: reusing the conversion in {Path(run_dir) / SNN_DIR}")
+        return read_results(run_dir)
 
     keras_model = load_keras(checkpoint or model_path(run_dir))
     settings = conversion_settings(cfg, data.task)
