@@ -28,6 +28,16 @@ def _config_and_run_dir(args):
     return cfg, run_dir
 
 
+def cmd_run(args):
+    cfg, run_dir = _config_and_run_dir(args)
+    _quiet_tensorflow()
+    from nengoseg.pipeline import run_pipeline
+
+    table = run_pipeline(cfg, run_dir)
+    print(table)
+    print(f"report: {run_dir / 'report.md'}  (figures in {run_dir / 'figures'})")
+
+
 def cmd_train_ann(args):
     cfg, run_dir = _config_and_run_dir(args)
     _quiet_tensorflow()
@@ -110,6 +120,18 @@ def build_parser():
 
     parser.add_argument("--version", action="version", version=f"nengoseg {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="the whole pipeline: ANN, conversion, co-training, Loihi emulator, report",
+        description="Train the config's ANN, convert it to a spiking network, co-train "
+        "it (spikes forward, rate gradients backward), score all three, deploy it on the "
+        "Loihi emulator for a subset and write report.md with the table and figures. "
+        "Each stage reuses what a previous run of the same command already finished, so "
+        "rerunning after an interruption continues where it stopped.",
+    )
+    _add_config_args(run)
+    run.set_defaults(func=cmd_run)
 
     train = commands.add_parser(
         "train-ann",

@@ -1,4 +1,9 @@
-"""report.md: the papers' table (model, Dice 2D, Dice 3D, average firing rate) from results.json."""
+"""report.md: the papers' table from results.json, with stage timings and figures.
+
+Columns: model, Dice 2D, Dice 3D (mean IoU for box regression), average firing
+rate and the energy estimate per inference that the Loihi stage computes
+(``results["stages"]["loihi"]["energy"]``, see `nengoseg.loihi`).
+"""
 
 from pathlib import Path
 
@@ -10,8 +15,18 @@ ROWS = {
     "ann": "pure ANN (all test examples)",
     "ann_on_snn_examples": "pure ANN",
     "converted_snn": "converted SNN",
+    "hybrid_snn": "hybrid SNN (co-trained)",
+    "loihi": "Loihi",
     "evaluate_ann": "ANN (nengoseg evaluate)",
     "evaluate_snn": "SNN (nengoseg evaluate)",
+}
+# row -> key of the Loihi stage's energy estimates
+ENERGY_KEYS = {
+    "ann": "ann",
+    "ann_on_snn_examples": "ann",
+    "converted_snn": "converted_snn",
+    "hybrid_snn": "hybrid_snn",
+    "loihi": "loihi",
 }
 
 
@@ -25,30 +40,102 @@ def _rate(payload):
     return "N/A" if rate is None else f"{rate:.1f} Hz"
 
 
+def _joules(value):
+    for unit, factor in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if value >= factor:
+            return f"{value / factor:.3g} {unit}"
+    return f"{value:.3g} J"
+
+
+def _energy(results, name):
+    estimates = results["stages"].get("loihi", {}).get("energy") or {}
+    estimate = estimates.get(ENERGY_KEYS.get(name, ""))
+    if not estimate or estimate.get("joules_per_inference") is None:
+        return "N/A"
+    return _joules(estimate["joules_per_inference"])
+
+
+def _label(name, payload):
+    if name == "loihi":
+        target = payload.get("target", "sim")
+        return f"Loihi {'emulator' if target == 'sim' else 'board'} (target {target!r})"
+    return ROWS[name]
+
+
 def table(results):
-    stages = [(label, results["stages"][name]) for name, label in ROWS.items() if name in results["stages"]]
-    if not stages:
+    """The papers' table of every stage in ``results`` (markdown)."""
+    names = [name for name in ROWS if name in results["stages"] and _scores(results["stages"][name])]
+    if not names:
         return "(no results yet)\n"
-    boxes = "iou_mean" in _scores(stages[0][1])
+    boxes = "iou_mean" in _scores(results["stages"][names[0]])
     if boxes:
-        lines = ["| model | mean IoU | avg. firing rate |", "| --- | --- | --- |"]
-        for label, payload in stages:
-            s = _scores(payload)
-            lines.append(f"| {label} | {s['iou_mean']:.4f} ± {s['iou_std']:.4f} | {_rate(payload)} |")
+        lines = ["| model | mean IoU | avg. firing rate | energy / inference |", "| --- | --- | --- | --- |"]
     else:
-        lines = ["| model | Dice 2D | Dice 3D | avg. firing rate |", "| --- | --- | --- | --- |"]
-        for label, payload in stages:
-            s = _scores(payload)
-            lines.append(
-                f"| {label} | {s['dice_2d_mean']:.4f} ± {s['dice_2d_std']:.4f} "
-                f"| {s['dice_3d_mean']:.4f} ± {s['dice_3d_std']:.4f} | {_rate(payload)} |"
-            )
+        lines = [
+            "| model | Dice 2D | Dice 3D | avg. firing rate | energy / inference |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+    for name in names:
+        payload = results["stages"][name]
+        s = _scores(payload)
+        if boxes:
+            cells = [f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}"]
+        else:
+            cells = [
+                f"{s['dice_2d_mean']:.4f} ± {s['dice_2d_std']:.4f}",
+                f"{s['dice_3d_mean']:.4f} ± {s['dice_3d_std']:.4f}",
+            ]
+        cells += [_rate(payload), _energy(results, name)]
+        lines.append(f"| {_label(name, payload)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir):
-    """Write RUN/report.md from RUN/results.json and return the table."""
+def _notes(results):
+    """Where each row's numbers come from (examples, steps, engine)."""
+    stages = results["stages"]
+    notes = []
+    if "ann" in stages:
+        s = _scores(stages["ann"])
+        count = s.get("n_subjects") or s.get("n_images")
+        notes.append(f"pure ANN (all test examples): the whole test split ({count} subjects or images).")
+    for name in ("converted_snn", "hybrid_snn"):
+        if name in stages:
+            payload = stages[name]
+            settings = payload.get("settings", {})
+            engine = payload.get("engine")
+            notes.append(
+                f"{ROWS[name]}: {settings.get('n_steps', '?')} steps of {settings.get('dt', 0.001)} s, "
+                f"synapse {settings.get('synapse')}"
+                + (f", simulated by {engine}" if engine else "")
+                + "; scored on the evaluation examples, like 'pure ANN'."
+            )
+    if "loihi" in stages:
+        payload = stages["loihi"]
+        notes.append(
+            f"Loihi: target {payload.get('target')!r}, {payload.get('n_images')} examples, "
+            f"{payload.get('n_steps')} steps; agreement with the NengoDL SNN on the same examples "
+            f"(Dice between the two masks): {payload.get('agreement_dice', float('nan')):.4f}."
+        )
+        if payload.get("energy_method"):
+            notes.append(f"Energy: {payload['energy_method']}")
+    return notes
+
+
+def write_report(run_dir, timings=None, figures=None):
+    """Write RUN/report.md from RUN/results.json (plus stage timings and figures); return the table."""
+    run_dir = Path(run_dir)
     results = read_results(run_dir)
     text = table(results)
-    write_text(Path(run_dir) / "report.md", f"# {Path(run_dir).name}\n\n{text}")
+    parts = [f"# {run_dir.name}\n", text]
+    notes = _notes(results)
+    if notes:
+        parts.append("\n".join(f"- {note}" for note in notes) + "\n")
+    if timings:
+        rows = ["| stage | wall time |", "| --- | --- |"]
+        rows += [f"| {name} | {seconds:.0f} s |" for name, seconds in timings.items()]
+        parts.append("## Time per stage\n\n" + "\n".join(rows) + "\n")
+    if figures:
+        links = [f"![{Path(f).stem}]({Path(f).relative_to(run_dir).as_posix()})" for f in figures]
+        parts.append("## Figures\n\n" + "\n\n".join(links) + "\n")
+    write_text(run_dir / "report.md", "\n".join(parts))
     return text
