@@ -43,6 +43,9 @@ def test_interrupted_run_continues_with_the_unfinished_stage(tiny_config, tmp_pa
     assert {"ann", "ann_on_snn_examples", "converted_snn"} <= set(results["stages"])
     report = (run_dir / "report.md").read_text()
     assert "| converted SNN |" in report and "## Time per stage" in report
+    for figure in ("firing_rates", "masks", "dice_vs_threshold", "dice_vs_steps"):
+        assert (run_dir / "figures" / f"{figure}.png").stat().st_size > 1000
+        assert f"(figures/{figure}.png)" in report
     assert set(json.loads((run_dir / "timings.json").read_text())) >= {"ann", "convert"}
 
     # a third run redoes nothing

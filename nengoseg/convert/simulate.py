@@ -41,12 +41,27 @@ class SNNResult:
         ``readout > threshold`` (segmentation); None for regression.
     firing_rates_hz : dict of {str: float}
         Average firing rate of each neuron layer, in Hz (empty for the ANN).
+    outputs_by_steps : dict of {int: numpy.ndarray} or None
+        SNN only: ``outputs`` as a shorter run of ``k`` steps would have read them
+        (the readout window of ``k`` steps, ending at step ``k``), for the step
+        counts of `step_checkpoints`; the Dice-against-steps figure uses them.
     """
 
     outputs: np.ndarray
     readout: np.ndarray
     masks: Optional[np.ndarray]
     firing_rates_hz: dict
+    outputs_by_steps: Optional[dict] = None
+
+
+def step_checkpoints(n_steps, count=10):
+    """The step counts at which `run_snn` also reads the output: about ``count``, up to ``n_steps``."""
+    return sorted({max(1, int(round(n_steps * (i + 1) / count))) for i in range(count)})
+
+
+def outputs_over_time(series, settings, steps):
+    """``{k: readout window of the first k steps}`` of an output time series ``(n, T, ...)``."""
+    return {k: series[:, k - settings.window(k) : k].mean(axis=1) for k in steps}
 
 
 def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
@@ -77,6 +92,8 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
     batch = min(minibatch_size, len(x))
     rng = np.random.default_rng(settings.seed)
     outputs = []
+    steps = step_checkpoints(n_steps)
+    by_steps = {k: [] for k in steps}
     spikes = {name: 0.0 for name in converted.neuron_probes}
     start = time.time()
     simulator = nengo_dl.Simulator(
@@ -93,7 +110,10 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
                 real, n_steps, settings.input_coding, settings.dt, settings.input_rate_hz, rng
             )
             data = sim.predict_on_batch({converted.input_node: _pad(coded, batch)})
-            outputs.append(data[converted.output_probe][: len(real), -window:].mean(axis=1))
+            series = data[converted.output_probe][: len(real)]
+            outputs.append(series[:, -window:].mean(axis=1))
+            for k, early in outputs_over_time(series, settings, steps).items():
+                by_steps[k].append(early)
             for name, probe in converted.neuron_probes.items():
                 amplitude = probe.target.ensemble.neuron_type.amplitude
                 spikes[name] += data[probe][: len(real)].mean(axis=(1, 2)).sum() / amplitude
@@ -102,8 +122,11 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
                 print(f"SNN: {done}/{len(x)} inputs, {n_steps} steps, {time.time() - start:.1f} s",
                       file=sys.stderr, flush=True)
     rates = {name: float(total / len(x)) for name, total in spikes.items()}
-    outputs = np.concatenate(outputs).reshape((len(x),) + converted.output_shape)
-    return read_out(outputs, settings, rates)
+    shape = (len(x),) + converted.output_shape
+    outputs = np.concatenate(outputs).reshape(shape)
+    result = read_out(outputs, settings, rates)
+    result.outputs_by_steps = {k: np.concatenate(v).reshape(shape) for k, v in by_steps.items()}
+    return result
 
 
 def run_ann(converted, x, minibatch_size=32):
