@@ -89,10 +89,12 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, reuse=False
     nsconvert.save_conversion(Path(run_dir) / SNN_DIR, keras_model, converted.settings)
     part = evaluation_part(cfg, data)
     ann = nsconvert.run_ann(converted, part.x)
-    snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose)
+    engine = cfg["evaluate"]["engine"]
+    snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
+                  engine=engine)
     stages = {
         "ann_on_snn_examples": stage_result(data.task, ann, part, converted),
-        "converted_snn": stage_result(data.task, snn, part, converted),
+        "converted_snn": {**stage_result(data.task, snn, part, converted), "engine": engine},
     }
     save_examples(run_dir, part)
     save_predictions(run_dir, "ann_on_snn_examples", ann.outputs)
@@ -105,9 +107,28 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, reuse=False
     return results
 
 
-def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True):
-    return nsconvert.run_snn(
-        converted, x, n_steps=n_steps, minibatch_size=minibatch_size, progress=verbose
+SNN_ENGINES = ("engine", "nengo-dl")
+
+
+def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True, engine="engine"):
+    """Simulate ``converted`` on ``x`` with ``engine`` (``evaluate.engine``).
+
+    "engine": `nengoseg.engine.run_engine`, the time-batched simulation; "nengo-dl":
+    `nengoseg.convert.run_snn`, the reference. Both return an ``SNNResult``.
+    """
+    if engine == "nengo-dl":
+        return nsconvert.run_snn(
+            converted, x, n_steps=n_steps, minibatch_size=minibatch_size, progress=verbose
+        )
+    if engine != "engine":
+        raise ConfigError(
+            f"evaluate.engine={engine!r} is not allowed; allowed: {', '.join(map(repr, SNN_ENGINES))}"
+        )
+    from nengoseg.engine import run_engine
+
+    return run_engine(
+        converted.keras_model, converted=converted, x=x, minibatch_size=minibatch_size,
+        n_steps=n_steps, progress=verbose,
     )
 
 
@@ -145,7 +166,12 @@ def stage_result(task, result, part, converted):
 
 
 def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=None, verbose=True):
-    """Score an ANN file (engine "ann") or a conversion folder (engine "snn")."""
+    """Score an ANN file (engine "ann") or a conversion folder (engine "snn": the
+    simulator of ``evaluate.engine``; "engine" or "nengo-dl": that simulator).
+
+    The results stage is ``evaluate_ann`` or ``evaluate_snn`` (whatever simulated the
+    SNN, recorded under the payload's ``engine`` key).
+    """
     from nengoseg.train.ann import model_path
 
     part = evaluation_part(cfg, data)
@@ -158,12 +184,16 @@ def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=Non
         folder = Path(checkpoint) if checkpoint else Path(run_dir) / SNN_DIR
         keras_model, settings = nsconvert.load_conversion(folder)
         converted = nsconvert.convert(keras_model, settings)
-        result = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], n_steps, verbose)
+        simulator = cfg["evaluate"]["engine"] if engine == "snn" else engine
+        result = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], n_steps, verbose,
+                         engine=simulator)
     payload = stage_result(data.task, result, part, converted)
+    payload["engine"] = "ann" if engine == "ann" else simulator
     payload["checkpoint"] = str(checkpoint) if checkpoint else None
     if n_steps:
         payload["n_steps"] = n_steps
-    update_results(run_dir, f"evaluate_{engine}", payload)
+    stage = "evaluate_ann" if engine == "ann" else "evaluate_snn"
+    update_results(run_dir, stage, payload)
     if verbose:
-        print(f"evaluate {engine}: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"]))
+        print(f"evaluate {payload['engine']}: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"]))
     return payload
