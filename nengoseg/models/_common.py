@@ -17,38 +17,65 @@ def layer_seed(seed, name):
     return zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF
 
 
-def weight_options(seed, name, use_bias):
-    """Keyword arguments that name a layer and seed its kernel (biases start at zero)."""
+def weight_options(seed, name, use_bias, activation=None):
+    """Keyword arguments that name a layer and seed its kernel.
+
+    Biases start at zero, or at one before soft LIF neurons (activation "softlif"):
+    their firing threshold is an input current of 1, so zero biases would leave
+    most neurons silent (and without gradient) at the start.
+    """
     return {
         "name": name,
         "use_bias": use_bias,
         "kernel_initializer": tf.keras.initializers.GlorotUniform(seed=layer_seed(seed, name)),
-        "bias_initializer": "zeros",
+        "bias_initializer": "ones" if activation == SOFTLIF else "zeros",
     }
 
 
+SOFTLIF = "softlif"
+# the soft LIF neurons of activation "softlif" (co-training paper: smoothing 0.005);
+# amplitude 0.01 keeps activations near 1 at the ~100 Hz rates LIF neurons fire at
+SOFTLIF_OPTIONS = {"tau_rc": 0.02, "tau_ref": 0.002, "amplitude": 0.01, "sigma": 0.005}
+
+
+def keras_activation(activation):
+    """The ``activation`` argument of a Keras layer: None for ``"softlif"`` (a layer follows)."""
+    return None if activation == SOFTLIF else activation
+
+
+def activate(x, activation, name):
+    """``x`` itself, or after a SoftLIF layer ``{name}_lif`` for activation ``"softlif"``."""
+    if activation != SOFTLIF:
+        return x
+    from nengoseg.convert.layers import SoftLIF
+
+    return SoftLIF(**SOFTLIF_OPTIONS, name=f"{name}_lif")(x)
+
+
 def conv(x, filters, name, *, seed, use_bias, activation, kernel_size=3, strides=1):
-    """A ``Conv2D`` with ``padding="same"`` applied to ``x``."""
-    return tf.keras.layers.Conv2D(
+    """A ``Conv2D`` with ``padding="same"`` applied to ``x`` (then SoftLIF for "softlif")."""
+    x = tf.keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
-        activation=activation,
-        **weight_options(seed, name, use_bias),
+        activation=keras_activation(activation),
+        **weight_options(seed, name, use_bias, activation),
     )(x)
+    return activate(x, activation, name)
 
 
 def conv_transpose(x, filters, name, *, seed, use_bias, activation):
     """A 3x3 ``Conv2DTranspose`` with stride 2 (doubles height and width) applied to ``x``."""
-    return tf.keras.layers.Conv2DTranspose(
+    x = tf.keras.layers.Conv2DTranspose(
         filters,
         3,
         strides=2,
         padding="same",
-        activation=activation,
-        **weight_options(seed, name, use_bias),
+        activation=keras_activation(activation),
+        **weight_options(seed, name, use_bias, activation),
     )(x)
+    return activate(x, activation, name)
 
 
 def check_input_shape(input_shape):
@@ -88,11 +115,15 @@ def check_bool(name, value):
 
 
 def check_activation(activation):
-    """A Keras activation name (``"relu"``, ...) or callable; raise ConfigError otherwise."""
+    """A Keras activation name (``"relu"``, ...), ``"softlif"`` (soft LIF neurons,
+    `nengoseg.convert.layers.SoftLIF` with `SOFTLIF_OPTIONS`) or a callable; raise
+    ConfigError otherwise."""
+    if activation == SOFTLIF:
+        return activation
     try:
         tf.keras.activations.get(activation)
     except (ValueError, TypeError):
         raise ConfigError(
-            f"activation {activation!r} is not a Keras activation (e.g. 'relu')"
+            f"activation {activation!r} is not a Keras activation (e.g. 'relu') nor 'softlif'"
         ) from None
     return activation

@@ -8,11 +8,13 @@ import tensorflow as tf
 
 from nengoseg.errors import ConfigError
 from nengoseg.models._common import (
+    activate,
     check_activation,
     check_bool,
     check_input_shape,
     check_int,
     conv,
+    keras_activation,
     weight_options,
 )
 
@@ -36,6 +38,9 @@ def build_locnet(
     - ``flatten``;
     - ``dense{i}`` with ``dense_units[i-1]`` units, i = 1..len(dense_units);
     - ``out``: Dense(``n_outputs``), linear.
+
+    ``activation="softlif"`` puts a SoftLIF layer (``{name}_lif``, soft LIF neurons
+    as in the paper) after each of these layers instead of a ReLU.
 
     With the defaults that is 6 convolutions (64x96x3 -> 8x12x64) and 4 dense layers.
     """
@@ -61,7 +66,10 @@ def build_locnet(
     x = tf.keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units, start=1):
         x = tf.keras.layers.Dense(
-            units, activation=options["activation"], **weight_options(seed, f"dense{i}", use_bias)
+            units,
+            activation=keras_activation(options["activation"]),
+            **weight_options(seed, f"dense{i}", use_bias, options["activation"]),
         )(x)
+        x = activate(x, options["activation"], f"dense{i}")
     outputs = tf.keras.layers.Dense(n_outputs, **weight_options(seed, "out", use_bias))(x)
     return tf.keras.Model(inputs, outputs, name="locnet")

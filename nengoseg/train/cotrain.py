@@ -1,0 +1,623 @@
+"""Hybrid ANN-SNN co-training: spikes forward, rate gradients backward.
+
+The co-training paper (Baltes et al., sections 2.2 and 3.1) trains an ANN,
+converts it, then fine-tunes the *spiking* network: every forward pass is an SNN
+inference over ``n_steps`` time steps (spike trains through the synapses), every
+backward pass uses the gradient of the matching rate neuron. Spiking neurons
+become hybrid neurons for this (`nengoseg.neurons`: ReLU -> hybrid rectified
+linear, SoftLIF -> hybrid soft LIF with the layer's own smoothing). The loss is
+the task loss on the SNN's readout (the output averaged over the readout window,
+``settings.window(n_steps)``), plus optional firing-rate regularisation: each
+neuron layer's rate is pulled towards ``rate_target_hz`` with weight
+``rate_weight_output`` (the last neuron layer) or ``rate_weight_hidden`` (the
+others); see `nengoseg.train.snn_losses`. Adam, ReduceLROnPlateau and early
+stopping as in the ANN stage.
+
+The stage (`cotrain_stage`, what ``nengoseg cotrain`` runs)
+-----------------------------------------------------------
+1. The network: ``checkpoint`` (a Keras ``.h5`` file, or a conversion folder),
+   else ``RUN/snn/`` (the converted SNN of ``nengoseg convert``) if present, else
+   ``RUN/ann/model.h5`` converted on the fly with the config's ``convert``
+   settings. It is converted spiking (``spiking`` is forced on) and its neurons
+   are swapped for hybrid ones (`hybrid_network`).
+2. Training, with a checkpoint after every epoch in ``RUN/hybrid/checkpoint/``
+   (written atomically: model and optimizer variables, epochs done, history and
+   the ReduceLROnPlateau / EarlyStopping counters, see
+   `nengoseg.train.checkpoints`) and the best weights so far in
+   ``RUN/hybrid/best.weights.h5``. Running the stage again resumes after the
+   last finished epoch; a finished stage (results.json has ``hybrid_snn`` and
+   ``RUN/hybrid/conversion.json`` exists) is reused. One progress line per epoch
+   gives the loss, the task metric (Dice or IoU of the spiking readout) and the
+   mean firing rate of the epoch's spiking forward passes (``rate_hz``).
+3. The result is a normal conversion folder, ``RUN/hybrid/keras_model.h5`` and
+   ``conversion.json`` (`nengoseg.convert.save_conversion`): the co-trained
+   weights of the best epoch written back into the Keras layers (`export_model`),
+   so that every later stage rebuilds the co-trained SNN with
+   ``convert(*load_conversion(RUN/hybrid))`` (``nengoseg evaluate --checkpoint
+   RUN/hybrid``, the Loihi backend, the engine). The stage scores the rebuilt
+   network on the evaluation examples with the simulator of ``evaluate.engine``
+   (as ``nengoseg convert`` scores the converted SNN), checks that the rebuilt
+   network, in the kind of simulator that was trained, reproduces the trained one
+   on one minibatch (``export_check_max_abs_diff``, 0 when exact), and writes
+   results stage ``hybrid_snn`` (scores, per-layer firing rates, ``engine`` the
+   scoring simulator, ``cotrain_engine``, epochs run, seconds per epoch, ...) and
+   the predictions (``predictions/hybrid_snn.npz``).
+
+CLI wiring (``nengoseg cotrain --config FILE [--checkpoint PATH] [--run-dir DIR]``)::
+
+    def cmd_cotrain(args):
+        cfg, run_dir = _config_and_run_dir(args)
+        _quiet_tensorflow()
+        from nengoseg.experiment_data import load_experiment_data
+        from nengoseg.report import write_report
+        from nengoseg.train.cotrain import cotrain_stage
+
+        data = load_experiment_data(cfg)
+        cotrain_stage(cfg, run_dir, data, checkpoint=args.checkpoint)
+        print(write_report(run_dir))
+        print(f"results: {run_dir / 'results.json'}, co-trained SNN: {run_dir / 'hybrid'}")
+
+Engines
+-------
+``cotrain.engine`` picks the simulator that is trained. Each implements
+`TrainableSNN`: a Keras model that ``fit`` trains (its variables are what the
+checkpoints hold), the mapping from coded inputs to that model's inputs, the
+names of its output and of each neuron layer's output (``(batch, n_steps, ...)``
+arrays), a plain prediction, and the trained weights in the Keras layers' layout.
+Everything else (data, losses, callbacks, checkpoints, export, scoring) is shared.
+
+- ``"nengo-dl"``: `nengoseg.train.cotrain_nengo_dl.NengoDLTrainable`, the reference.
+- ``"engine"``: ``nengoseg.engine.trainable_snn(converted, minibatch_size)`` returns
+  a `TrainableSNN` (the time-batched engine, much faster on a CPU); where that does
+  not exist the stage says to use ``nengo-dl``.
+
+An engine may return the network output and the neuron outputs already averaged
+over time as ``(batch, 1, ...)`` (the readout window for the output, all steps for
+the neurons): the losses and metrics of `nengoseg.train.snn_losses` give the same
+values for those.
+"""
+
+import abc
+import dataclasses
+import importlib
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nengoseg import convert as nsconvert
+from nengoseg import evaluate, metrics
+from nengoseg.atomic import write_json
+from nengoseg.convert.converter import SETTINGS_FILE
+from nengoseg.convert.layers import SoftLIF
+from nengoseg.errors import ConfigError, ConversionError
+from nengoseg.neurons import hybrid_of, swap_to_hybrid
+from nengoseg.predictions import save_examples
+from nengoseg.results import read_results, update_results
+from nengoseg.train import checkpoints
+from nengoseg.train.snn_losses import (
+    EpochSummary,
+    FiringRate,
+    RateRegularisation,
+    ReadoutLoss,
+    ReadoutMetric,
+    probe_target,
+)
+
+STAGE = "hybrid_snn"
+ENGINES = ("engine", "nengo-dl")
+NOT_AVAILABLE = "engine 'engine' is not available yet, use cotrain.engine: nengo-dl"
+
+
+def stage_dir(run_dir):
+    from nengoseg.snn_stage import HYBRID_DIR
+
+    return Path(run_dir) / HYBRID_DIR
+
+
+# ---------------------------------------------------------------- the engine interface
+
+
+class TrainableSNN(abc.ABC):
+    """A converted spiking network made trainable by one engine.
+
+    Attributes an engine sets: ``name`` (the ``cotrain.engine`` value),
+    ``converted`` (the `nengoseg.convert.ConvertedNetwork` with hybrid neurons),
+    ``minibatch_size`` (every batch has exactly this many examples),
+    ``output_name`` (the Keras output / loss key of the network output) and
+    ``rate_names`` (``{keras_layer_name: output key}`` of each neuron layer, in
+    the order of ``converted.neuron_probes``). Outputs are ``(batch, n_steps, ...)``:
+    the network output in its own units, neuron outputs as NengoDL probes them
+    (``amplitude / dt`` at a spike).
+    """
+
+    name = ""
+
+    @property
+    @abc.abstractmethod
+    def keras_model(self):
+        """The `tf.keras.Model` that ``fit`` trains and the checkpoints save."""
+
+    @abc.abstractmethod
+    def model_inputs(self, coded):
+        """The model's input for coded inputs ``(batch, n_steps, n_in)`` (`encode_inputs`)."""
+
+    @abc.abstractmethod
+    def predict(self, coded):
+        """Network output ``(batch, n_steps, ...)`` for coded inputs, without training."""
+
+    @abc.abstractmethod
+    def trained_weights(self):
+        """``{layer_name: [arrays]}``: trained values in the layout of ``converted.keras_model``.
+
+        Every trainable parameter must be included; layers left out keep their weights.
+        """
+
+    def compile(self, optimizer, loss, metrics, loss_weights):
+        self.keras_model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
+        )
+
+    def fit(self, train, validation, epochs, initial_epoch, callbacks):
+        """Keras ``fit`` on `Batches` generators (``validation`` may be None)."""
+        return self.keras_model.fit(
+            iter(train),
+            steps_per_epoch=len(train),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            validation_data=iter(validation) if validation is not None else None,
+            validation_steps=len(validation) if validation is not None else None,
+            callbacks=callbacks,
+            verbose=0,
+        )
+
+    def close(self):
+        """Release the engine's resources."""
+
+
+def make_trainable(engine, converted, minibatch_size):
+    """The `TrainableSNN` of ``engine`` (``cotrain.engine``) for ``converted``."""
+    if engine == "nengo-dl":
+        from nengoseg.train.cotrain_nengo_dl import NengoDLTrainable
+
+        return NengoDLTrainable(converted, minibatch_size)
+    return _engine_factory(engine)(converted, minibatch_size)
+
+
+def _engine_factory(engine):
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"cotrain.engine={engine!r} is not allowed; allowed: {', '.join(map(repr, ENGINES))}"
+        )
+    if engine == "nengo-dl":
+        return lambda converted, minibatch_size: make_trainable(engine, converted, minibatch_size)
+    try:
+        module = importlib.import_module("nengoseg.engine")
+    except ModuleNotFoundError as err:
+        if err.name not in ("nengoseg.engine",):
+            raise
+        raise ConfigError(NOT_AVAILABLE) from None
+    factory = getattr(module, "trainable_snn", None)
+    if factory is None:
+        raise ConfigError(NOT_AVAILABLE + " (nengoseg.engine has no trainable_snn yet)")
+    return factory
+
+
+# ---------------------------------------------------------------- the network
+
+
+def hybrid_network(keras_model, settings, calibration_data=None):
+    """Convert ``keras_model`` to a spiking network with hybrid neurons.
+
+    ``settings.spiking`` is forced on (the result is a spiking network). SoftLIF
+    layers become hybrid soft LIF neurons with the layer's own ``sigma`` (the
+    conversion's ``nengo.LIF`` does not keep it); ReLU layers hybrid rectified
+    linear neurons with the same amplitude (the firing-rate scale). The recorded
+    settings still name the plain spiking types, which is what a rebuild makes:
+    the hybrid types compute exactly these spikes in the forward pass.
+    """
+    settings = dataclasses.replace(settings, spiking=True)
+    converted = nsconvert.convert(keras_model, settings, calibration_data=calibration_data)
+    for name, probe in converted.neuron_probes.items():
+        layer = converted.keras_model.get_layer(name)
+        sigma = layer.sigma if isinstance(layer, SoftLIF) else None
+        ensemble = probe.target.ensemble
+        ensemble.neuron_type = hybrid_of(ensemble.neuron_type, sigma=sigma)
+    swap_to_hybrid(converted.network)
+    return converted
+
+
+def _source_network(cfg, run_dir, data, checkpoint):
+    """``(converted hybrid network, description of its source)`` for the stage."""
+    from nengoseg.snn_stage import SNN_DIR, conversion_settings, load_keras
+    from nengoseg.train.ann import model_path
+
+    path = Path(checkpoint) if checkpoint else None
+    snn_dir = Path(run_dir) / SNN_DIR
+    if path is not None and path.is_dir():
+        keras_model, settings = nsconvert.load_conversion(path)
+        return hybrid_network(keras_model, settings), f"conversion {path}"
+    if path is None and (snn_dir / SETTINGS_FILE).is_file():
+        keras_model, settings = nsconvert.load_conversion(snn_dir)
+        return hybrid_network(keras_model, settings), f"conversion {snn_dir}"
+    path = path or model_path(run_dir)
+    keras_model = load_keras(path)
+    settings = conversion_settings(cfg, data.task)
+    calibration = None
+    if settings.normalise is not None:
+        calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
+    return hybrid_network(keras_model, settings, calibration), f"ANN {path} (converted)"
+
+
+# ---------------------------------------------------------------- data
+
+
+class Batches:
+    """Minibatches of coded inputs and targets for Keras ``fit``: an endless generator.
+
+    Each pass over the data (an epoch) codes the inputs anew with a generator
+    seeded by ``(seed, pass)`` (Poisson spikes differ per epoch, reproducibly,
+    also after a resume). Training (``shuffle=True``): a new permutation each
+    epoch, at most ``max_examples`` of it, in full minibatches (the rest of the
+    permutation waits for another epoch). Validation (``shuffle=False``): the same
+    examples (a fixed random subset of ``max_examples``) and the same coding each
+    pass, the last minibatch filled up with examples from the start.
+
+    Targets: ``{output_name: y as (batch, 1, prod(output_shape))}`` and a
+    ``(batch, 1, 1)`` placeholder for each neuron layer (its losses and metrics
+    ignore it).
+    """
+
+    def __init__(self, snn, x, y, n_steps, shuffle, seed, first_pass=0, max_examples=None):
+        self.snn = snn
+        self.x = x
+        self.y = y
+        self.n_steps = n_steps
+        self.shuffle = shuffle
+        self.seed = seed
+        self.first_pass = first_pass
+        self.batch = snn.minibatch_size
+        n = len(x) if max_examples is None else min(len(x), max_examples)
+        self.n_examples = n
+        if shuffle:
+            self.steps = max(1, n // self.batch)
+            self.fixed = None
+        else:
+            self.steps = math.ceil(n / self.batch)
+            order = np.random.default_rng([seed, 1]).permutation(len(x))[:n]
+            self.fixed = np.sort(order) if max_examples is not None else np.arange(n)
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        for epoch in itertools.count(self.first_pass):
+            rng = np.random.default_rng([self.seed, 0 if self.shuffle else 1, epoch if self.shuffle else 0])
+            if self.shuffle:
+                order = rng.permutation(len(self.x))[: self.n_examples]
+            else:
+                order = self.fixed
+            order = np.resize(order, self.steps * self.batch)
+            for step in range(self.steps):
+                yield self.batch_at(order[step * self.batch : (step + 1) * self.batch], rng)
+
+    def batch_at(self, index, rng):
+        settings = self.snn.converted.settings
+        coded = nsconvert.encode_inputs(
+            self.x[index], self.n_steps, settings.input_coding, settings.dt,
+            settings.input_rate_hz, rng,
+        )
+        targets = {self.snn.output_name: np.asarray(self.y[index], np.float32).reshape(len(index), 1, -1)}
+        for name in self.snn.rate_names.values():
+            targets[name] = np.zeros((len(index), 1, 1), np.float32)
+        return self.snn.model_inputs(coded), targets
+
+
+# ---------------------------------------------------------------- losses and metrics
+
+
+def task_metric(task):
+    """The Keras metric the ANN stage reports for ``task``: Dice, or IoU for boxes."""
+    return metrics.MeanIoUBoxes(name="iou") if task == "boxes" else metrics.DiceMetric(name="dice")
+
+
+def rate_weights(layer_names, weight_output, weight_hidden):
+    """``{layer: weight}``: ``weight_output`` for the last neuron layer, ``weight_hidden`` else."""
+    names = list(layer_names)
+    return {name: weight_output if i == len(names) - 1 else weight_hidden for i, name in enumerate(names)}
+
+
+def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_target_hz=None,
+                       weight_output=1.0, weight_hidden=0.01):
+    """Compile ``snn`` with Adam, the readout loss and metric, rate regularisation and rates.
+
+    Returns the `EpochSummary` callback that names the results in the logs.
+    """
+    converted = snn.converted
+    window = converted.settings.window(n_steps)
+    loss = {snn.output_name: ReadoutLoss(task_loss, window, converted.output_shape)}
+    loss_weights = {snn.output_name: 1.0}
+    metric_list = {snn.output_name: [ReadoutMetric(metric, window, converted.output_shape)]}
+    weights = rate_weights(converted.neuron_probes, weight_output, weight_hidden)
+    sizes = {}
+    for layer, probe in converted.neuron_probes.items():
+        amplitude = probe.target.ensemble.neuron_type.amplitude
+        name = snn.rate_names[layer]
+        metric_list[name] = [FiringRate(amplitude)]
+        sizes[f"{name}_rate_hz"] = probe.target.ensemble.n_neurons
+        if rate_target_hz is not None and weights[layer] > 0:
+            loss[name] = RateRegularisation(probe_target(rate_target_hz, amplitude))
+            loss_weights[name] = float(weights[layer])
+    snn.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss=loss,
+        metrics=metric_list,
+        loss_weights=loss_weights,
+    )
+    aliases = {metric.name: f"{snn.output_name}_{metric.name}", "task_loss": f"{snn.output_name}_loss"}
+    return EpochSummary(sizes, aliases)
+
+
+class _Progress(checkpoints.Progress):
+    """`checkpoints.Progress` showing only the summary keys (not every layer's rate)."""
+
+    def __init__(self, epochs, keys):
+        # the stream of now, not of import time (pytest, notebooks redirect stdout)
+        super().__init__(epochs, stream=sys.stdout)
+        self.keys = keys
+
+    def _print(self, head, logs):
+        logs = logs or {}
+        super()._print(head, {k: logs[k] for k in self.keys if k in logs})
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_model(prepared, weights, output_activation):
+    """The Keras model to save for the co-trained SNN.
+
+    ``prepared`` is ``converted.keras_model`` (BatchNormalization folded, the output
+    sigmoid moved into the readout); ``weights`` is ``{layer_name: [arrays]}``
+    (`TrainableSNN.trained_weights`). The result is a copy of ``prepared`` with
+    those weights and the output activation put back, so that
+    ``convert(result, settings)`` builds the co-trained network and
+    ``nengoseg evaluate --engine ann`` style uses see the same output function.
+    """
+    config = prepared.get_config()
+    custom_objects = {tf.keras.utils.get_registered_name(type(l)): type(l) for l in prepared.layers}
+    wrap = False
+    if output_activation not in (None, "linear"):
+        name = config["output_layers"][0][0]
+        entry = next(e for e in config["layers"] if e["name"] == name)
+        if "activation" in entry["config"]:
+            entry["config"]["activation"] = output_activation
+        else:
+            wrap = True
+    model = tf.keras.Model.from_config(config, custom_objects=custom_objects)
+    for layer in model.layers:
+        if layer.weights:
+            source = weights.get(layer.name) or prepared.get_layer(layer.name).get_weights()
+            layer.set_weights(source)
+    if wrap:
+        out = tf.keras.layers.Activation(output_activation, name=f"{model.name}_output_activation")(
+            model.outputs[0]
+        )
+        model = tf.keras.Model(model.inputs, out, name=model.name)
+    return model
+
+
+def _check_weights(prepared, weights):
+    for name, arrays in weights.items():
+        expected = [w.shape for w in prepared.get_layer(name).get_weights()]
+        if [np.shape(a) for a in arrays] != [tuple(s) for s in expected]:
+            raise ConversionError(
+                f"layer '{name}': co-trained weights of shapes {[np.shape(a) for a in arrays]} "
+                f"do not fit its Keras weights {expected}"
+            )
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
+    """Co-train (or resume, or reuse) the SNN of ``cfg`` in ``run_dir``; return its results.
+
+    Parameters
+    ----------
+    cfg : dict
+        A resolved config (`nengoseg.config.load_config`); its ``cotrain``,
+        ``convert``, ``train`` (loss) and ``evaluate`` sections are used.
+    run_dir : path
+    data : nengoseg.experiment_data.ExperimentData
+    checkpoint : path or None
+        A Keras ``.h5`` ANN or a conversion folder to start from (default:
+        ``RUN/snn/`` if present, else ``RUN/ann/model.h5``).
+    verbose : bool
+        Progress lines on stdout.
+
+    Returns
+    -------
+    dict
+        The ``hybrid_snn`` entry written to results.json.
+    """
+    from nengoseg.snn_stage import evaluation_part, run_snn, save_snn_predictions, stage_result
+    from nengoseg.train.ann import make_loss
+
+    run_dir = Path(run_dir)
+    folder = stage_dir(run_dir)
+    done = read_results(run_dir)["stages"].get(STAGE)
+    if done is not None and (folder / SETTINGS_FILE).is_file():
+        if verbose:
+            print(f"cotrain: reusing the co-trained SNN in {folder}")
+        return done
+
+    ccfg = cfg["cotrain"]
+    _engine_factory(ccfg["engine"])  # fail early on an engine that is not there
+    if len(data.train) == 0:
+        raise ConfigError("cotrain: the training part of the data is empty")
+    converted, source = _source_network(cfg, run_dir, data, checkpoint)
+    settings = converted.settings
+    n_steps = ccfg["n_steps"] or settings.n_steps
+    try:
+        settings.window(n_steps)
+    except ConfigError as err:
+        raise ConfigError(f"cotrain.n_steps: {err}") from None
+    n_train = len(data.train)
+    if ccfg["max_train_examples"] is not None:
+        n_train = min(n_train, ccfg["max_train_examples"])
+    minibatch = min(ccfg["batch_size"], n_train)
+
+    snn = make_trainable(ccfg["engine"], converted, minibatch)
+    try:
+        summary = compile_cotraining(
+            snn,
+            make_loss(cfg["train"], data.n_outputs),
+            task_metric(data.task),
+            n_steps,
+            ccfg["learning_rate"],
+            ccfg["rate_target_hz"],
+            ccfg["rate_weight_output"],
+            ccfg["rate_weight_hidden"],
+        )
+        state = checkpoints.restore(folder / "checkpoint", snn.keras_model, snn.keras_model.optimizer)
+        start_epoch = state["epochs_done"] if state else 0
+        if verbose:
+            rates = "off" if ccfg["rate_target_hz"] is None else (
+                f"{ccfg['rate_target_hz']:g} Hz (weights {ccfg['rate_weight_output']:g} last layer, "
+                f"{ccfg['rate_weight_hidden']:g} others)"
+            )
+            print(
+                f"cotrain: {snn.name} engine, hybrid SNN from {source}; {n_steps} steps per example, "
+                f"synapse {settings.synapse}, {n_train} of {len(data.train)} training examples per "
+                f"epoch in minibatches of {minibatch}, {len(data.val)} validation; "
+                f"rate regularisation {rates}"
+            )
+            if n_steps != settings.n_steps:
+                print(
+                    f"cotrain: note: training on {n_steps} steps, scoring on the conversion's "
+                    f"{settings.n_steps}; deep networks with synapses or low firing rates may "
+                    "behave differently over the two (cotrain.n_steps: null trains on the latter)"
+                )
+            if state:
+                print(f"cotrain: resuming after epoch {start_epoch} from {folder / 'checkpoint'}")
+        if not (state and state.get("finished")) and start_epoch < ccfg["epochs"]:
+            _fit(snn, cfg, data, n_steps, summary, folder, state, start_epoch, verbose)
+            checkpoints.mark_finished(folder / "checkpoint")
+        state = checkpoints.read_state(folder / "checkpoint")
+        if (folder / "best.weights.h5").exists():
+            snn.keras_model.load_weights(str(folder / "best.weights.h5"))
+
+        weights = snn.trained_weights()
+        _check_weights(converted.keras_model, weights)
+        model = export_model(converted.keras_model, weights, settings.output_activation)
+        write_json(folder / "history.json", state["history"])
+        nsconvert.save_conversion(folder, model, settings)
+
+        part = evaluation_part(cfg, data)
+        check_x = part.x[: snn.minibatch_size]
+        check_coded = nsconvert.encode_inputs(
+            check_x, settings.n_steps, settings.input_coding, settings.dt, settings.input_rate_hz,
+            np.random.default_rng(settings.seed),
+        )
+        trained_out = snn.predict(_pad(check_coded, snn.minibatch_size))[: len(check_x)]
+        trained_out = np.asarray(trained_out).reshape(len(check_x), settings.n_steps, -1)
+        trained_out = trained_out[:, -settings.window():].mean(axis=1)
+    finally:
+        snn.close()
+
+    # score what every later stage sees: the network rebuilt from the saved folder,
+    # in the simulator of evaluate.engine (as the converted SNN was scored)
+    rebuilt = nsconvert.convert(*nsconvert.load_conversion(folder))
+    simulator = cfg["evaluate"]["engine"]
+    result = run_snn(rebuilt, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
+                     engine=simulator)
+    # the export check runs the rebuilt network in the kind of simulator that was trained
+    check_simulator = "nengo-dl" if snn.name == "nengo-dl" else "engine"
+    if check_simulator == simulator:
+        first = result.outputs[: len(check_x)]
+    else:
+        first = run_snn(rebuilt, check_x, len(check_x), verbose=False, engine=check_simulator).outputs
+    first = np.asarray(first).reshape(len(check_x), -1)
+    difference = float(np.max(np.abs(first - trained_out)))
+    # NengoDL rebuilds its own training exactly; the engine to float rounding
+    tolerance = 0.0 if snn.name == "nengo-dl" else 1e-5 * max(1.0, float(np.max(np.abs(trained_out))))
+    if difference > tolerance and verbose:
+        print(f"cotrain: warning: the rebuilt SNN differs from the trained one by up to {difference:g}")
+
+    payload = stage_result(data.task, result, part, rebuilt)
+    epochs_done = state["epochs_done"]
+    payload.update(
+        engine=simulator,
+        cotrain_engine=snn.name,
+        source=source,
+        epochs_run=epochs_done,
+        best_epoch=state.get("best_epoch"),
+        train_seconds=round(state["train_seconds"], 1),
+        seconds_per_epoch=round(state["train_seconds"] / max(1, epochs_done), 2),
+        n_steps_train=n_steps,
+        minibatch_size=snn.minibatch_size,
+        train_examples_per_epoch=snn.minibatch_size * max(1, n_train // snn.minibatch_size),
+        learning_rate=ccfg["learning_rate"],
+        final_learning_rate=state["history"].get("lr", [ccfg["learning_rate"]])[-1],
+        rate_regularisation={
+            "target_hz": ccfg["rate_target_hz"],
+            "weight_output": ccfg["rate_weight_output"],
+            "weight_hidden": ccfg["rate_weight_hidden"],
+        },
+        history_last={k: v[-1] for k, v in state["history"].items() if v},
+        export_check_max_abs_diff=difference,
+    )
+    save_examples(run_dir, part)
+    save_snn_predictions(run_dir, STAGE, result, part, data.task, settings.threshold)
+    update_results(run_dir, STAGE, payload)
+    if verbose:
+        print(
+            "hybrid_snn: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"])
+            + f"; mean firing rate {payload.get('mean_firing_rate_hz', 0):.1f} Hz"
+        )
+    return payload
+
+
+def _fit(snn, cfg, data, n_steps, summary, folder, state, start_epoch, verbose):
+    ccfg = cfg["cotrain"]
+    seed = cfg["seed"]
+    max_examples = ccfg["max_train_examples"]
+    train = Batches(snn, data.train.x, data.train.y, n_steps, True, seed, start_epoch, max_examples)
+    validation = None
+    if len(data.val):
+        validation = Batches(snn, data.val.x, data.val.y, n_steps, False, seed, 0, max_examples)
+    monitor = ccfg["monitor"] if validation is not None else "loss"
+    steering = [
+        tf.keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=ccfg["reduce_lr_factor"],
+            patience=ccfg["reduce_lr_patience"],
+            min_lr=ccfg["min_lr"],
+        )
+    ]
+    if ccfg["early_stopping_patience"]:
+        steering.append(
+            tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=ccfg["early_stopping_patience"])
+        )
+    saver = checkpoints.EpochCheckpoint(
+        folder / "checkpoint", folder / "best.weights.h5", monitor, steering, state
+    )
+    callbacks = [summary] + steering + [saver]
+    if verbose:
+        metric = next(k for k in summary.aliases if k != "task_loss")
+        keys = ["loss", "task_loss", metric, "rate_hz"]
+        keys += ["val_" + k for k in keys] + ["lr"]
+        callbacks.append(_Progress(ccfg["epochs"], keys))
+    tf.keras.utils.set_random_seed(seed + start_epoch)
+    snn.fit(train, validation, ccfg["epochs"], start_epoch, callbacks)
+
+
+def _pad(coded, batch):
+    missing = batch - len(coded)
+    if missing <= 0:
+        return coded
+    return np.concatenate([coded, np.zeros((missing,) + coded.shape[1:], coded.dtype)])
