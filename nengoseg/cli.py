@@ -51,6 +51,8 @@ def cmd_train_ann(args):
 
 
 def cmd_convert(args):
+    if args.engine:
+        args.set = [*args.set, f"evaluate.engine={args.engine}"]
     cfg, run_dir = _config_and_run_dir(args)
     _quiet_tensorflow()
     from nengoseg.experiment_data import load_experiment_data
@@ -63,7 +65,24 @@ def cmd_convert(args):
     print(f"results: {run_dir / 'results.json'}, conversion: {run_dir / 'snn'}")
 
 
+def cmd_cotrain(args):
+    if args.engine:
+        args.set = [*args.set, f"cotrain.engine={args.engine}"]
+    cfg, run_dir = _config_and_run_dir(args)
+    _quiet_tensorflow()
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.report import write_report
+    from nengoseg.train.cotrain import cotrain_stage
+
+    data = load_experiment_data(cfg)
+    cotrain_stage(cfg, run_dir, data, checkpoint=args.checkpoint)
+    print(write_report(run_dir))
+    print(f"results: {run_dir / 'results.json'}, co-trained SNN: {run_dir / 'hybrid'}")
+
+
 def cmd_evaluate(args):
+    if args.engine in ("engine", "nengo-dl"):
+        args.set = [*args.set, f"evaluate.engine={args.engine}"]
     cfg, run_dir = _config_and_run_dir(args)
     if args.data:
         cfg["data"]["root"] = args.data
@@ -79,10 +98,33 @@ def cmd_evaluate(args):
 
     data = load_experiment_data(cfg)
     evaluate_checkpoint(
-        cfg, run_dir, data, args.engine, checkpoint=args.checkpoint, n_steps=args.n_steps
+        cfg, run_dir, data, "ann" if args.engine == "ann" else "snn", checkpoint=args.checkpoint,
+        n_steps=args.n_steps,
     )
     print(write_report(run_dir))
     print(f"results: {run_dir / 'results.json'}")
+
+
+def cmd_deploy(args):
+    from nengoseg.loihi.run import check_target
+
+    if args.target is not None:
+        check_target(args.target)  # a bad or unavailable target fails before any work
+    if args.n_images is not None and args.n_images < 1:
+        from nengoseg.errors import ConfigError
+
+        raise ConfigError(f"--n-images must be an integer >= 1, got {args.n_images}")
+    cfg, run_dir = _config_and_run_dir(args)
+    _quiet_tensorflow()
+    from nengoseg.deploy import deploy_stage
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.report import write_report
+
+    data = load_experiment_data(cfg)
+    deploy_stage(cfg, run_dir, data, target=args.target, n_images=args.n_images)
+    print(write_report(run_dir))
+    print(f"results: {run_dir / 'results.json'} (stage 'loihi'), resource report: "
+          f"{run_dir / 'loihi' / 'resources.md'}")
 
 
 def cmd_segment(args):
@@ -148,11 +190,36 @@ def build_parser():
         help="convert the trained ANN to a spiking network and score both",
         description="Convert the run's ANN (or --checkpoint) with the NengoDL Converter "
         "and the config's `convert` settings, save the spiking network's description in "
-        "RUN/snn/, run it in NengoDL and write the ANN vs SNN table (results.json, report.md).",
+        "RUN/snn/, simulate it (the time-batched engine, or NengoDL with --engine nengo-dl) and "
+        "write the ANN vs SNN table (results.json, report.md).",
     )
     _add_config_args(conv)
     conv.add_argument("--checkpoint", help="a Keras .h5 model (default: RUN/ann/model.h5)")
+    conv.add_argument(
+        "--engine", choices=("engine", "nengo-dl"),
+        help="the SNN simulator that scores it (default: the config's evaluate.engine)",
+    )
     conv.set_defaults(func=cmd_convert)
+
+    cot = commands.add_parser(
+        "cotrain",
+        help="fine-tune the converted SNN: spikes forward, rate gradients backward",
+        description="Hybrid ANN-SNN co-training: the forward pass runs the spiking network "
+        "(cotrain.n_steps steps, the synapse), the backward pass the rate neurons' gradients; "
+        "optional firing-rate regularisation, ReduceLROnPlateau, early stopping and a "
+        "checkpoint per epoch (rerunning the command resumes). Starts from RUN/snn (nengoseg "
+        "convert), else RUN/ann/model.h5 converted on the fly, or --checkpoint; writes the "
+        "co-trained SNN to RUN/hybrid (score it with `nengoseg evaluate --checkpoint RUN/hybrid`).",
+    )
+    _add_config_args(cot)
+    cot.add_argument(
+        "--checkpoint", help="a Keras .h5 ANN or a conversion folder (default: RUN/snn, else RUN/ann/model.h5)"
+    )
+    cot.add_argument(
+        "--engine", choices=("engine", "nengo-dl"),
+        help="the simulator trained (default: the config's cotrain.engine)",
+    )
+    cot.set_defaults(func=cmd_cotrain)
 
     ev = commands.add_parser(
         "evaluate",
@@ -162,7 +229,11 @@ def build_parser():
         "data in --data; writes results.json and report.md in the run folder.",
     )
     _add_config_args(ev)
-    ev.add_argument("--engine", choices=("ann", "snn"), default="snn", help="what to run (default: snn)")
+    ev.add_argument(
+        "--engine", choices=("ann", "snn", "engine", "nengo-dl"), default="snn",
+        help="what to run: the ANN, or the SNN (snn: with the config's evaluate.engine; "
+        "engine / nengo-dl: with that simulator) (default: snn)",
+    )
     ev.add_argument(
         "--checkpoint",
         help="ANN: a Keras .h5 file (default RUN/ann/model.h5); SNN: a conversion folder (default RUN/snn)",
@@ -170,6 +241,19 @@ def build_parser():
     ev.add_argument("--data", help="data folder to score instead of the config's data.root")
     ev.add_argument("--n-steps", type=int, help="simulation steps (default: the conversion's n_steps)")
     ev.set_defaults(func=cmd_evaluate)
+
+    dep = commands.add_parser(
+        "deploy",
+        help="run the latest SNN on nengo-loihi (emulator by default) and compare with NengoDL",
+        description="Rewrite the run's co-trained (else converted) SNN for nengo-loihi, choose "
+        "block shapes, run --n-images evaluation examples on the Loihi emulator (target sim) "
+        "or the board (target loihi, needs NxSDK) and in NengoDL, and write results.json "
+        "(stage 'loihi': scores, agreement, firing rates, energy) and RUN/loihi/resources.md.",
+    )
+    _add_config_args(dep)
+    dep.add_argument("--target", help="sim (the emulator, default) or loihi (the board)")
+    dep.add_argument("--n-images", type=int, help="evaluation examples to run (default: loihi.n_images)")
+    dep.set_defaults(func=cmd_deploy)
 
     seg = commands.add_parser(
         "segment",

@@ -50,9 +50,16 @@ def masks(run_dir, n_slices=4):
     if examples is None or not staged:
         return None
     truth = evaluate.true_masks(examples["y"])
-    picks = np.argsort(truth.reshape(len(truth), -1).sum(axis=1))[::-1][:n_slices]
+    # a stage run on a subset (the Loihi emulator) saves the example indices it ran
+    shown = np.arange(len(truth))
+    for _, p in staged:
+        if "indices" in p:
+            shown = np.intersect1d(shown, p["indices"])
+    foreground = truth[shown].reshape(len(shown), -1).sum(axis=1)
+    picks = shown[np.argsort(foreground)[::-1][:n_slices]]
     columns = [("input", examples["x"][..., 0], "gray"), ("ground truth", truth, "gray")]
-    columns += [(label, evaluate.predicted_masks(p["outputs"]), "gray") for label, p in staged]
+    columns += [(label, _full(evaluate.predicted_masks(p["outputs"]), p, len(truth)), "gray")
+                for label, p in staged]
     fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.6 * len(columns), 1.8 * len(picks)),
                              squeeze=False)
     for row, index in enumerate(picks):
@@ -68,6 +75,15 @@ def masks(run_dir, n_slices=4):
     return _save(fig, run_dir, "masks.png")
 
 
+def _full(masks, saved, n):
+    """A stage's masks at the positions of the evaluation examples (blank where it did not run)."""
+    if "indices" not in saved:
+        return masks
+    full = np.zeros((n,) + masks.shape[1:], masks.dtype)
+    full[saved["indices"]] = masks
+    return full
+
+
 def dice_vs_threshold(run_dir):
     """Mean 2D Dice of each stage as the output threshold varies (three-stage paper, Table 2)."""
     examples = predictions.load(run_dir, predictions.EXAMPLES)
@@ -80,7 +96,8 @@ def dice_vs_threshold(run_dir):
         saved = predictions.load(run_dir, stage)
         if saved is None or saved["outputs"].shape[-1] != 1:
             continue
-        dice = [np.mean(metrics.dice_per_slice(evaluate.predicted_masks(saved["outputs"], t), truth))
+        rows = saved["indices"] if "indices" in saved else slice(None)
+        dice = [np.mean(metrics.dice_per_slice(evaluate.predicted_masks(saved["outputs"], t), truth[rows]))
                 for t in THRESHOLDS]
         ax.plot(THRESHOLDS, dice, marker=".", label=label)
         plotted = True

@@ -88,9 +88,26 @@ def _snn_predictor(segmenter, run_dir):
 
 
 def _loihi_predictor(segmenter, run_dir):
-    raise NengosegError(
-        "engine 'loihi' is not available for segment yet; use --engine ann or --engine snn"
-    )
+    """The latest SNN on the nengo-loihi emulator, one slice after another.
+
+    The network is rewritten and tiled once (block shapes that ``nengoseg deploy``
+    saved in RUN/loihi/resources.json are reused) and one simulator serves every
+    batch of slices; the emulator is put back at rest before each slice.
+    """
+    from nengoseg.deploy import build_for_loihi
+    from nengoseg.loihi import DeploySettings
+    from nengoseg.loihi.run import make_simulator, run_loihi
+    from nengoseg.snn_stage import latest_conversion
+
+    loihi_net, _ = build_for_loihi(latest_conversion(run_dir), DeploySettings(), run_dir)
+    simulator = make_simulator(loihi_net, "sim")
+
+    def predict(x):
+        result = run_loihi(loihi_net, x, target="sim", progress=segmenter.verbose,
+                           simulator=simulator)
+        return result.outputs, loihi_net.settings.threshold
+
+    return predict
 
 
 _PREDICTORS = {"ann": _ann_predictor, "snn": _snn_predictor, "loihi": _loihi_predictor}

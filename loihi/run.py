@@ -1,0 +1,177 @@
+"""Run a `LoihiNetwork` on nengo-loihi: the emulator (target "sim") or the board ("loihi").
+
+Target: "sim" is nengo-loihi's bit-level emulator of the chip (discretized weights,
+integer voltages), always available. "loihi" needs Intel's NxSDK; asking for it
+without NxSDK raises `LoihiUnavailable` instead of silently emulating, so a run
+never claims the board when it used the emulator.
+
+Per image: nengo-loihi's Simulator cannot be reset, so on the emulator the chip's
+neuron state (voltages, currents, refractory counters, pending inputs) is zeroed
+between images, as NengoDL starts every image from rest; on the board the image
+is followed by ``settle_steps`` steps of blank input instead. Spike counts come
+from the emulator's per-compartment counters (no probe on every neuron, which
+would send every spike off chip); the board reports only the readout layers.
+"""
+
+import dataclasses
+import sys
+import time
+from typing import Optional
+
+import nengo
+import nengo_loihi
+import numpy as np
+
+from nengoseg.errors import DataError
+from nengoseg.loihi.build import block_neurons
+from nengoseg.loihi.errors import LoihiUnavailable
+
+TARGETS = ("sim", "loihi")
+
+
+def nxsdk_available():
+    """Whether NxSDK (the board's SDK) imports, as nengo-loihi sees it."""
+    from nengo_loihi.hardware.nxsdk_shim import HAS_NXSDK
+
+    return bool(HAS_NXSDK)
+
+
+def check_target(target):
+    """Return ``target`` if it can run here; the board without NxSDK is an error."""
+    if target not in TARGETS:
+        from nengoseg.errors import ConfigError
+
+        raise ConfigError(f"loihi.target={target!r} is not allowed; allowed: 'sim' (the "
+                          "nengo-loihi emulator) or 'loihi' (the board, needs NxSDK)")
+    if target == "loihi" and not nxsdk_available():
+        raise LoihiUnavailable(
+            "target 'loihi' (the board) needs Intel's NxSDK, which cannot be imported here; "
+            "install NxSDK on a Loihi host, or use target 'sim' (the nengo-loihi emulator: "
+            "`--target sim` or loihi.target: sim)"
+        )
+    return target
+
+
+@dataclasses.dataclass
+class LoihiResult:
+    """One run over a set of images (``outputs`` etc. as in `nengoseg.convert.SNNResult`).
+
+    spike_counts: ``{layer: (n_neurons,) spikes summed over images}`` (emulator only);
+    firing_rates_hz: mean rate per layer; steps_per_second: simulated steps per
+    wall-clock second (the build not included); target: "sim" or "loihi".
+    """
+
+    outputs: np.ndarray
+    readout: np.ndarray
+    masks: Optional[np.ndarray]
+    firing_rates_hz: dict
+    spike_counts: dict
+    input_counts: dict
+    n_steps: int
+    n_images: int
+    steps_per_second: float
+    build_seconds: float
+    target: str
+
+
+def make_simulator(loihi_net, target="sim"):
+    """A nengo-loihi Simulator for ``loihi_net`` (block shapes already chosen)."""
+    check_target(target)
+    s = loihi_net.settings
+    return nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
+
+
+def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progress=True,
+              simulator=None):
+    """Present each image of ``x`` for ``n_steps`` steps and read the output.
+
+    Returns a `LoihiResult`. ``simulator``: reuse an open one made by
+    `make_simulator` (it is not closed here).
+    """
+    s = loihi_net.settings
+    n_steps = s.n_steps if n_steps is None else int(n_steps)
+    x = np.asarray(x, np.float32)
+    if x.shape[1:] != loihi_net.input_shape or len(x) == 0:
+        raise DataError(f"inputs of shape {x.shape} do not fit the network, which takes "
+                        f"(n, {', '.join(map(str, loihi_net.input_shape))}) with n >= 1")
+    window = s.window(n_steps)
+    rng = np.random.default_rng(s.seed)
+    start = time.time()
+    sim = simulator or make_simulator(loihi_net, target)
+    build_seconds = time.time() - start if simulator is None else 0.0
+    emulator = sim.sims.get("emulator")
+    layers = {layer.name: layer for layer in loihi_net.on_chip_layers}
+    counts = {name: np.zeros(layer.n_neurons) for name, layer in layers.items()}
+    inputs = [layer.name for layer in loihi_net.layers.values() if not layer.on_chip]
+    input_counts = {name: np.zeros(loihi_net.coder.n) for name in inputs}
+    outputs, run_seconds = [], 0.0
+    try:
+        for i, image in enumerate(x):
+            if emulator is not None:
+                _rest(emulator)
+                before = emulator.compartment.spike_count.copy()
+            elif i > 0:
+                loihi_net.coder.present(np.zeros_like(image), settle_steps, sim.n_steps, rng)
+                sim.run_steps(settle_steps)
+            sim.clear_probes()
+            loihi_net.coder.present(image, n_steps, sim.n_steps, rng)
+            for k, name in enumerate(inputs):
+                n = loihi_net.coder.n
+                input_counts[name] += loihi_net.coder.counts[k * n : (k + 1) * n]
+            t0 = time.time()
+            sim.run_steps(n_steps)
+            run_seconds += time.time() - t0
+            outputs.append(_read(loihi_net, sim, window))
+            if emulator is not None:
+                _add_counts(counts, sim.model, emulator, before, layers)
+            if progress:
+                print(f"Loihi ({sim.target}): {i + 1}/{len(x)} images, {n_steps} steps, "
+                      f"{run_seconds:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        if simulator is None:
+            sim.close()
+    outputs = np.stack(outputs).astype(np.float32)
+    rates = {}
+    if emulator is not None:
+        seconds = len(x) * n_steps * s.dt
+        rates = {name: float(c.sum() / (c.size * seconds)) for name, c in counts.items()}
+    from nengoseg.convert.simulate import read_out
+
+    result = read_out(outputs, s, rates)
+    return LoihiResult(
+        outputs=result.outputs, readout=result.readout, masks=result.masks,
+        firing_rates_hz=rates, spike_counts=counts if emulator is not None else {},
+        input_counts=input_counts,
+        n_steps=n_steps, n_images=len(x),
+        steps_per_second=len(x) * n_steps / max(run_seconds, 1e-9),
+        build_seconds=build_seconds, target=sim.target,
+    )
+
+
+def _rest(emulator):
+    """Put every emulated compartment back at rest (state only; parameters untouched)."""
+    c = emulator.compartment
+    for array in (c.input, c.current, c.voltage, c.ref_count):
+        array[...] = 0
+    c.spiked[...] = False
+
+
+def _read(loihi_net, sim, window):
+    """The readout of the last run: probed spikes, host-side synapse, window average."""
+    s = loihi_net.settings
+    values = {}
+    for name, probe in loihi_net.output_probes.items():
+        data = np.asarray(sim.data[probe], np.float64)
+        if s.synapse is not None:
+            data = nengo.Lowpass(s.synapse).filt(data, dt=s.dt, y0=0)
+        values[name] = data[-window:].mean(axis=0)
+    return loihi_net.readout(values)
+
+
+def _add_counts(counts, model, emulator, before, layers):
+    spikes = emulator.compartment.spike_count - before
+    for name, layer in layers.items():
+        found = model.objs[layer.ensemble]["out"]
+        for block in found if isinstance(found, (list, tuple)) else [found]:
+            where = emulator.block_info.slices[block]
+            counts[name][block_neurons(model, block)] += spikes[where]

@@ -1,0 +1,229 @@
+"""The Loihi stage: run the run's latest spiking network on nengo-loihi and compare.
+
+``deploy_stage`` is what ``nengoseg deploy`` (and the last stage of ``nengoseg
+run``) does: it takes the co-trained SNN of the run if there is one, else the
+converted one (`nengoseg.snn_stage.latest_conversion`), rewrites it for nengo-loihi
+(`nengoseg.loihi.rewrite`), tiles it over cores (`nengoseg.loihi.blocks`), runs a
+subset of the evaluation examples on the emulator (or the board), runs the NengoDL
+SNN on the same examples, and writes results stage "loihi" (scores, agreement,
+firing rates, speed, resources, energy), ``RUN/loihi/resources.{md,json}`` and the
+Loihi outputs under ``RUN/predictions/loihi.npz``.
+
+The block shapes chosen are kept in resources.json and reused when the same
+conversion is deployed again (the search takes minutes on a U-Net).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import nengo_loihi
+import numpy as np
+
+from nengoseg import evaluate, metrics
+from nengoseg.atomic import write_json, write_text
+from nengoseg.loihi import energy, resources
+from nengoseg.loihi.blocks import choose_block_shapes, confirm
+from nengoseg.loihi.errors import LoihiError
+from nengoseg.loihi.rewrite import from_conversion
+from nengoseg.loihi.run import check_target, run_loihi
+from nengoseg.loihi.settings import DeploySettings
+from nengoseg.predictions import save_predictions
+from nengoseg.results import read_results, update_results
+
+STAGE = "loihi"
+FOLDER = "loihi"
+COMPLETE_KEYS = ("target", "scores", "agreement_dice", "energy", "resources")
+
+
+def deploy_settings(cfg):
+    """The config's ``loihi`` section as `DeploySettings` (ConfigError names loihi.KEY)."""
+    return DeploySettings.from_config(cfg.get("loihi"))
+
+
+def select_examples(part, n_images):
+    """Whole subjects (in order) while they fit in ``n_images``, else the first slices."""
+    if n_images is None or n_images >= len(part):
+        return part
+    keep, total = [], 0
+    for group in dict.fromkeys(part.groups.tolist()):
+        size = int(np.sum(part.groups == group))
+        if total + size > n_images:
+            break
+        keep.append(group)
+        total += size
+    if keep:
+        return part.select(keep)
+    from nengoseg.experiment_data import Part
+
+    return Part(part.x[:n_images], part.y[:n_images], part.groups[:n_images],
+                part.slice_index[:n_images])
+
+
+def build_for_loihi(source, settings, run_dir=None, progress=False):
+    """The rewritten network of conversion folder ``source`` with its block shapes.
+
+    Shapes cached in ``RUN/loihi/resources.json`` for the same source are reused when
+    nengo-loihi still validates them; otherwise they are searched again.
+    Returns ``(loihi_net, built_model)``.
+    """
+    loihi_net = from_conversion(source, pop_type=settings.pop_type)
+    cached = _cached_shapes(run_dir, source, loihi_net)
+    if cached:
+        try:
+            model = confirm(loihi_net, cached)
+            loihi_net.block_shapes = cached
+            from nengoseg.loihi.build import apply_block_shapes
+
+            apply_block_shapes(loihi_net, cached)
+            return loihi_net, model
+        except LoihiError:
+            pass
+    chosen = choose_block_shapes(loihi_net, max_evaluations=settings.max_evaluations,
+                                 progress=progress)
+    return loihi_net, confirm(loihi_net, chosen)
+
+
+def _cached_shapes(run_dir, source, loihi_net):
+    if run_dir is None:
+        return None
+    path = Path(run_dir) / FOLDER / "resources.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("source") != str(source) or saved.get("source_mtime") != _mtime(source):
+        return None
+    shapes = {}
+    for layer in loihi_net.on_chip_layers:
+        row = saved.get("layers", {}).get(layer.name)
+        if not row or not row.get("block_shape"):
+            return None
+        shapes[layer.name] = nengo_loihi.BlockShape(tuple(row["block_shape"]), tuple(layer.shape))
+    return shapes
+
+
+def _mtime(source):
+    return max(p.stat().st_mtime for p in Path(source).iterdir())
+
+
+def _complete(run_dir):
+    done = read_results(run_dir)["stages"].get(STAGE) or {}
+    return all(key in done for key in COMPLETE_KEYS) and (
+        Path(run_dir) / FOLDER / "resources.json").is_file()
+
+
+def deploy_stage(cfg, run_dir, data, target=None, n_images=None, verbose=True, reuse=False):
+    """Deploy the run's latest SNN on nengo-loihi and write results stage "loihi".
+
+    ``target`` / ``n_images`` override the config's ``loihi.target`` / ``loihi.n_images``.
+    ``reuse``: keep a complete earlier "loihi" stage (results and resources.json).
+    Returns the stage's payload.
+    """
+    from nengoseg import convert as nsconvert
+    from nengoseg.snn_stage import evaluation_part, latest_conversion, stage_result
+
+    run_dir = Path(run_dir)
+    settings = deploy_settings(cfg)
+    target = check_target(settings.target if target is None else target)
+    if n_images is not None:
+        settings = DeploySettings(**dict(settings.to_dict(), n_images=n_images))
+    if reuse and _complete(run_dir):
+        if verbose:
+            print(f"deploy: reusing the Loihi results in {run_dir / 'results.json'}")
+        return read_results(run_dir)["stages"][STAGE]
+
+    source = latest_conversion(run_dir)
+    say = print if verbose else (lambda *a, **k: None)
+    say(f"deploy: {source} on nengo-loihi, target {target!r} "
+        f"({'the emulator' if target == 'sim' else 'the board'})")
+    started = time.time()
+    loihi_net, model = build_for_loihi(source, settings, run_dir, progress=verbose)
+    report = resources.resource_report(model, loihi_net)
+    report["source"], report["source_mtime"] = str(source), _mtime(source)
+    write_json(run_dir / FOLDER / "resources.json", report)
+    write_text(run_dir / FOLDER / "resources.md", resources.markdown(report))
+    say(f"deploy: built and tiled in {time.time() - started:.0f} s: "
+        f"{report['total']['cores']} cores on {report['chips']} chip(s)")
+
+    part = select_examples(evaluation_part(cfg, data), settings.n_images)
+    n_steps = settings.n_steps or loihi_net.settings.n_steps
+    result = run_loihi(loihi_net, part.x, n_steps=n_steps, target=target,
+                       settle_steps=settings.settle_steps, progress=verbose)
+    keras_model, conv_settings = nsconvert.load_conversion(source)
+    converted = nsconvert.convert(keras_model, conv_settings)
+    snn = nsconvert.run_snn(converted, part.x, n_steps=n_steps,
+                            minibatch_size=cfg["evaluate"]["minibatch_size"], progress=verbose)
+
+    payload = stage_result(data.task, result, part, converted)
+    payload.update(_comparison(data.task, result, snn, part, converted))
+    payload.update(
+        target=target, source=str(source), n_images=int(len(part)), n_steps=int(n_steps),
+        steps_per_second=float(result.steps_per_second),
+        build_seconds=round(time.time() - started, 1),
+        resources=resources.summary(report),
+        energy=_energy_rows(run_dir, loihi_net, result),
+        energy_method=energy.METHOD,
+        deploy_settings=dict(settings.to_dict(), target=target),
+    )
+    save_predictions(run_dir, STAGE, result.outputs)
+    update_results(run_dir, STAGE, payload)
+    if verbose:
+        print(summary_text(payload, report))
+    return payload
+
+
+def _comparison(task, result, snn, part, converted):
+    threshold = converted.settings.threshold
+    out = {"nengo_dl_scores": evaluate.score(task, snn.outputs, part, threshold)}
+    if task != "boxes":
+        a = evaluate.predicted_masks(result.outputs, threshold)
+        b = evaluate.predicted_masks(snn.outputs, threshold)
+        out["agreement_dice"] = float(metrics.dice(a, b))
+        out["agreement_dice_per_slice_mean"] = float(np.mean(
+            [metrics.dice(a[i], b[i]) for i in range(len(a))]))
+    else:
+        out["agreement_dice"] = None
+        out["agreement_mean_abs_difference"] = float(np.mean(np.abs(result.outputs - snn.outputs)))
+    out["nengo_dl_firing_rates_hz"] = snn.firing_rates_hz
+    return out
+
+
+def _energy_rows(run_dir, loihi_net, result):
+    stages = read_results(run_dir)["stages"]
+    rows = {"ann": energy.ann_energy(loihi_net)}
+    for row, stage in (("converted_snn", "converted_snn"), ("hybrid_snn", "hybrid_snn")):
+        payload = stages.get(stage) or {}
+        if payload.get("firing_rates_hz"):
+            s = payload.get("settings", {})
+            rows[row] = energy.snn_energy_from_rates(
+                loihi_net, payload["firing_rates_hz"], s.get("n_steps", result.n_steps),
+                s.get("dt", loihi_net.settings.dt))
+    if result.spike_counts:
+        rows["loihi"] = energy.snn_energy_from_counts(
+            loihi_net, result.spike_counts, result.input_counts, result.n_images, result.n_steps)
+    else:  # the board reports no per-neuron counts here
+        rows["loihi"] = {"joules_per_inference": None, "reason": "no spike counts from the board"}
+    return rows
+
+
+def summary_text(payload, report):
+    """What `nengoseg deploy` prints: resources, the comparison, the energy table."""
+    total = report["total"]
+    lines = [
+        f"Loihi target: {payload['target']} ({'emulator' if payload['target'] == 'sim' else 'board'})",
+        f"resources: {total['cores']} cores, {report['chips']} chip(s), "
+        f"{total['compartments']:,} compartments, {total['synapse_bits']:,} synapse bits",
+        f"examples: {payload['n_images']}, {payload['n_steps']} steps each; "
+        f"{payload['steps_per_second']:.1f} steps/s on the {payload['target']} target",
+    ]
+    if "dice_2d_mean" in payload["scores"]:
+        lines += [
+            evaluate.summary_line("Loihi   ", payload["scores"]),
+            evaluate.summary_line("NengoDL ", payload["nengo_dl_scores"]),
+            f"agreement (Dice between Loihi and NengoDL masks): {payload['agreement_dice']:.4f}",
+        ]
+    if payload.get("mean_firing_rate_hz") is not None:
+        lines.append(f"mean firing rate on Loihi: {payload['mean_firing_rate_hz']:.1f} Hz")
+    printable = {k: v for k, v in payload["energy"].items() if v.get("joules_per_inference") is not None}
+    lines += ["energy per inference:", energy.energy_table(printable), payload["energy_method"]]
+    return "\n".join(lines)
