@@ -20,7 +20,8 @@ per-layer ``scale_firing_rates``, synapse, dt), so that:
 - biases (and any constant the linear steps carry) become the ensembles' own
   biases, multiplied by the layer's gain;
 - the input is an off-chip layer: a Node turns each image into spike trains (see
-  `InputCoder`) and an off-chip relay ensemble hands them to the chip;
+  `InputCoder`) and an off-chip relay ensemble hands them to the chip, unfiltered
+  (the converter puts the synapse only on what neurons send);
 - the output is read off chip: the neuron layers the output depends on are
   probed (unfiltered), filtered with the synapse on the host and mapped through
   the remaining linear layers (`Readout`), since nengo-loihi cannot send
@@ -621,10 +622,13 @@ class _Builder:
         for source, chain in pre.terms:
             source_shape = self.layers[source].shape
             transform, kind = linear.to_transform(chain, source_shape, self.layout)
+            # as in nengo_dl.Converter, the synapse filters what neurons send; the input
+            # (here its off-chip relays) reaches the first layers unfiltered
+            synapse = self.synapse if self.layers[source].on_chip else None
             with self.net:
                 conn = nengo.Connection(
                     self.layers[source].ensemble.neurons, ens.neurons, transform=transform,
-                    synapse=self.synapse, label=f"{source}->{name}",
+                    synapse=synapse, label=f"{source}->{name}",
                 )
             if kind in ("convolution", "convolution_transpose"):
                 self.net.config[conn].pop_type = self.pop_type

@@ -88,10 +88,14 @@ from nengo_dl.neuron_builders import (
     SoftLIFRateBuilder,
     SpikingRectifiedLinearBuilder,
 )
+from nengo_extras.loihi_training import LoihiLIFBuilder, LoihiSpikingRectifiedLinearBuilder
+from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
 from nengoseg.errors import ConversionError
 
 __all__ = [
+    "HybridLoihiLIF",
+    "HybridLoihiRectifiedLinear",
     "HybridRectifiedLinear",
     "HybridSoftLIF",
     "HybridRectifiedLinearBuilder",
@@ -201,6 +205,51 @@ class HybridSoftLIF(nengo.LIF):
         )
 
 
+class HybridLoihiRectifiedLinear(LoihiSpikingRectifiedLinear):
+    """Loihi's spiking rectified linear neuron trained with the rectified linear gradient.
+
+    Forward: `nengo_loihi.neurons.LoihiSpikingRectifiedLinear` (the chip's
+    neuron: the voltage integrates the input current, negative too, is floored
+    at 0 and reset to 0 at a spike, at most one spike per step). Backward in
+    NengoDL: the gradient of ``nengo.RectifiedLinear(amplitude)``.
+    """
+
+    spiking = True
+
+    def rate_neuron(self):
+        return nengo.RectifiedLinear(amplitude=self.amplitude)
+
+    def spiking_neuron(self):
+        return LoihiSpikingRectifiedLinear(amplitude=self.amplitude)
+
+
+class HybridLoihiLIF(LoihiLIF):
+    """Loihi's LIF neuron trained with the soft LIF rate gradient.
+
+    Forward: `nengo_loihi.neurons.LoihiLIF` (time constants rounded as the chip
+    holds them, reset to 0). Backward in NengoDL: the gradient of
+    ``nengo_dl.SoftLIFRate`` with the same ``tau_rc``, ``tau_ref``, ``amplitude``
+    and smoothing ``sigma``.
+    """
+
+    spiking = True
+
+    sigma = NumberParam("sigma", low=0, low_open=True)
+
+    def __init__(self, tau_rc=0.02, tau_ref=0.002, min_voltage=0, amplitude=1, sigma=0.005):
+        super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, min_voltage=min_voltage,
+                         amplitude=amplitude)
+        self.sigma = sigma
+
+    def rate_neuron(self):
+        return nengo_dl.SoftLIFRate(sigma=self.sigma, tau_rc=self.tau_rc,
+                                    tau_ref=self.tau_ref, amplitude=self.amplitude)
+
+    def spiking_neuron(self):
+        return LoihiLIF(tau_rc=self.tau_rc, tau_ref=self.tau_ref, min_voltage=self.min_voltage,
+                        amplitude=self.amplitude)
+
+
 # ---------------------------------------------------------------------------
 # NengoDL builders
 
@@ -247,12 +296,8 @@ class HybridRectifiedLinearBuilder(_HybridStep, SpikingRectifiedLinearBuilder):
         return RectifiedLinearBuilder.step(self, J, dt)
 
 
-class HybridSoftLIFBuilder(_HybridStep, LIFBuilder):
-    """NengoDL builder for `HybridSoftLIF`.
-
-    Forward: ``LIFBuilder.step``; gradient: ``SoftLIFRateBuilder.step`` with
-    each neuron type's own ``sigma``.
-    """
+class _SoftLIFGradient(_HybridStep):
+    """The soft LIF rate gradient, with each neuron type's own ``sigma``."""
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
@@ -268,9 +313,39 @@ class HybridSoftLIFBuilder(_HybridStep, LIFBuilder):
         return SoftLIFRateBuilder.step(self, J, dt)
 
 
+class HybridSoftLIFBuilder(_SoftLIFGradient, LIFBuilder):
+    """NengoDL builder for `HybridSoftLIF`.
+
+    Forward: ``LIFBuilder.step``; gradient: ``SoftLIFRateBuilder.step`` with
+    each neuron type's own ``sigma``.
+    """
+
+
+class HybridLoihiRectifiedLinearBuilder(_HybridStep, LoihiSpikingRectifiedLinearBuilder):
+    """NengoDL builder for `HybridLoihiRectifiedLinear`.
+
+    Forward: nengo-extras' ``LoihiSpikingRectifiedLinearBuilder.step`` (the
+    builder nengo-loihi registers for ``LoihiSpikingRectifiedLinear``); gradient:
+    ``RectifiedLinearBuilder.step``.
+    """
+
+    def rate_step(self, J, dt):
+        return RectifiedLinearBuilder.step(self, J, dt)
+
+
+class HybridLoihiLIFBuilder(_SoftLIFGradient, LoihiLIFBuilder):
+    """NengoDL builder for `HybridLoihiLIF`.
+
+    Forward: nengo-extras' ``LoihiLIFBuilder.step``; gradient:
+    ``SoftLIFRateBuilder.step`` with each neuron type's own ``sigma``.
+    """
+
+
 _BUILDERS = {
     HybridRectifiedLinear: HybridRectifiedLinearBuilder,
     HybridSoftLIF: HybridSoftLIFBuilder,
+    HybridLoihiRectifiedLinear: HybridLoihiRectifiedLinearBuilder,
+    HybridLoihiLIF: HybridLoihiLIFBuilder,
 }
 
 
@@ -294,7 +369,8 @@ _RECTIFIED_LINEAR = (nengo.SpikingRectifiedLinear, nengo.RectifiedLinear)
 _LIF = (nengo.LIF, nengo_dl.SoftLIFRate, nengo.LIFRate)
 _ACCEPTED = (
     "nengo.SpikingRectifiedLinear, nengo.RectifiedLinear, nengo.LIF, "
-    "nengo_dl.SoftLIFRate, nengo.LIFRate (or a hybrid type)"
+    "nengo_dl.SoftLIFRate, nengo.LIFRate, nengo_loihi.neurons.LoihiSpikingRectifiedLinear, "
+    "nengo_loihi.neurons.LoihiLIF (or a hybrid type)"
 )
 
 
@@ -306,6 +382,9 @@ def hybrid_of(neuron_type, sigma=None):
     - ``nengo.LIF``, ``nengo_dl.SoftLIFRate``, ``nengo.LIFRate`` ->
       `HybridSoftLIF` with the same ``tau_rc``, ``tau_ref``, ``amplitude``
       (and LIF's ``min_voltage``, SoftLIFRate's ``sigma``);
+    - ``nengo_loihi.neurons.LoihiSpikingRectifiedLinear`` ->
+      `HybridLoihiRectifiedLinear`; ``nengo_loihi.neurons.LoihiLIF`` ->
+      `HybridLoihiLIF` (the chip's neuron models forward);
     - a hybrid type -> itself (a copy if a new ``sigma`` is given).
 
     ``initial_state`` is kept when the source is spiking (rate neurons have no
@@ -328,10 +407,20 @@ def hybrid_of(neuron_type, sigma=None):
         accepted ones.
     """
     kind = type(neuron_type)
-    if kind is HybridRectifiedLinear:
+    if kind in (HybridRectifiedLinear, HybridLoihiRectifiedLinear):
         return neuron_type
-    if kind is HybridSoftLIF and sigma is None:
+    if kind in (HybridSoftLIF, HybridLoihiLIF) and sigma is None:
         return neuron_type
+    if kind is LoihiSpikingRectifiedLinear:
+        return HybridLoihiRectifiedLinear(amplitude=neuron_type.amplitude)
+    if kind in (LoihiLIF, HybridLoihiLIF):
+        return HybridLoihiLIF(
+            tau_rc=neuron_type.tau_rc,
+            tau_ref=neuron_type.tau_ref,
+            min_voltage=neuron_type.min_voltage,
+            amplitude=neuron_type.amplitude,
+            sigma=getattr(neuron_type, "sigma", 0.005) if sigma is None else sigma,
+        )
     if kind in _RECTIFIED_LINEAR:
         return HybridRectifiedLinear(
             amplitude=neuron_type.amplitude,

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
+
 from nengoseg.errors import ConversionError
 from nengoseg.neurons import (
+    HybridLoihiLIF,
+    HybridLoihiRectifiedLinear,
+    HybridLoihiRectifiedLinearBuilder,
     HybridRectifiedLinear,
     HybridRectifiedLinearBuilder,
     HybridSoftLIF,
@@ -38,7 +43,19 @@ FAMILIES = {
         nengo.LIF(amplitude=0.01),
         nengo_dl.SoftLIFRate(amplitude=0.01, sigma=0.02),
     ),
+    # nengo-loihi's models of Loihi's neurons (forward), the same rate gradients
+    "loihi_relu": (
+        HybridLoihiRectifiedLinear(amplitude=0.01),
+        LoihiSpikingRectifiedLinear(amplitude=0.01),
+        nengo.RectifiedLinear(amplitude=0.01),
+    ),
+    "loihi_lif": (
+        HybridLoihiLIF(amplitude=0.01, sigma=0.02),
+        LoihiLIF(amplitude=0.01),
+        nengo_dl.SoftLIFRate(amplitude=0.01, sigma=0.02),
+    ),
 }
+NENGO_FAMILIES = ("relu", "softlif")
 
 
 def current_net(neuron_type, seed=3):
@@ -83,6 +100,7 @@ def family(request):
         for training in (False, True)
     }
     runs["rate", True] = run_keras(rate, True)
+    runs["name"] = request.param
 
     net, inp, probe = current_net(hybrid)
     with nengo_dl.Simulator(net, progress_bar=False) as sim:
@@ -97,6 +115,7 @@ def test_builders_registered_idempotently():
     install_builders()
     assert impl[HybridRectifiedLinear] is HybridRectifiedLinearBuilder
     assert impl[HybridSoftLIF] is HybridSoftLIFBuilder
+    assert impl[HybridLoihiRectifiedLinear] is HybridLoihiRectifiedLinearBuilder
     # the plain types keep NengoDL's builders
     assert impl[nengo.LIF] is nengo_dl.neuron_builders.LIFBuilder
 
@@ -119,14 +138,16 @@ def test_forward_is_spiking_in_inference_and_training(family):
 
 
 def test_nengo_dl_training_substitutes_rates_for_plain_spiking_neurons(family):
-    """The behaviour the hybrid builders exist to avoid (NengoDL 3.6)."""
+    """The behaviour the hybrid builders exist to avoid (NengoDL 3.6; for the Loihi
+    types, the rate curves nengo-extras' builders train with)."""
     train_out, _ = family["spiking", True]
     rate_out, _ = family["rate", True]
     assert np.all(train_out == train_out[0])  # constant over time: no state
-    # (plain LIF trains as LIFRate, SoftLIFRate's twin above the threshold)
-    above = CURRENTS > 1
-    np.testing.assert_allclose(train_out[:, above], rate_out[:, above], rtol=1e-5)
     assert not np.array_equal(train_out, family["spiking", False][0])
+    if family["name"] in NENGO_FAMILIES:
+        # (plain LIF trains as LIFRate, SoftLIFRate's twin above the threshold)
+        above = CURRENTS > 1
+        np.testing.assert_allclose(train_out[:, above], rate_out[:, above], rtol=1e-5)
 
 
 def test_gradient_is_the_rate_neurons(family):
@@ -148,7 +169,7 @@ def test_gradient_values(name):
     hybrid = FAMILIES[name][0]
     _, grad = run_keras(hybrid, training=True)
     j = CURRENTS.astype(np.float64)
-    if name == "relu":
+    if name in ("relu", "loihi_relu"):
         expected = hybrid.amplitude * (j > 0)
     else:
         # finite difference of SoftLIFRate.rates (numpy), per step
@@ -248,6 +269,16 @@ def test_plain_nengo_runs_them_as_spiking_neurons(name):
             HybridSoftLIF,
             dict(tau_rc=0.02, tau_ref=0.003, amplitude=1, sigma=0.005),
         ),
+        (
+            LoihiSpikingRectifiedLinear(amplitude=0.01),
+            HybridLoihiRectifiedLinear,
+            {"amplitude": 0.01},
+        ),
+        (
+            LoihiLIF(tau_rc=0.04, tau_ref=0.003, amplitude=0.01),
+            HybridLoihiLIF,
+            dict(tau_rc=0.04, tau_ref=0.003, min_voltage=0, amplitude=0.01, sigma=0.005),
+        ),
     ],
 )
 def test_hybrid_of_preserves_parameters(source, kind, params):
@@ -256,7 +287,7 @@ def test_hybrid_of_preserves_parameters(source, kind, params):
     for key, value in params.items():
         assert getattr(hybrid, key) == value, key
     assert hybrid_of(hybrid) is hybrid
-    relu = kind is HybridRectifiedLinear
+    relu = kind in (HybridRectifiedLinear, HybridLoihiRectifiedLinear)
     rate_kind = nengo.RectifiedLinear if relu else nengo_dl.SoftLIFRate
     assert type(hybrid.rate_neuron()) is rate_kind
     assert hybrid.rate_neuron().amplitude == hybrid.amplitude

@@ -41,6 +41,7 @@ import nengo
 import nengo_dl
 import numpy as np
 import tensorflow as tf
+from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
 import nengoseg
 from nengoseg.atomic import atomic_path, write_json
@@ -53,12 +54,21 @@ SETTINGS_FILE = "conversion.json"
 
 # activations a layer may carry: they become no neurons (linear) or ReLU neurons.
 SUPPORTED_ACTIVATIONS = (None, tf.keras.activations.linear, tf.keras.activations.relu, tf.nn.relu)
-# rate neuron type -> its spiking counterpart (same amplitude and time constants)
+# neuron_model -> rate neuron type -> its spiking counterpart (same amplitude and
+# time constants): Nengo's neurons, or nengo-loihi's models of Loihi's
 SPIKING = {
-    nengo.RectifiedLinear: lambda n: nengo.SpikingRectifiedLinear(amplitude=n.amplitude),
-    nengo_dl.SoftLIFRate: lambda n: nengo.LIF(
-        tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude
-    ),
+    "nengo": {
+        nengo.RectifiedLinear: lambda n: nengo.SpikingRectifiedLinear(amplitude=n.amplitude),
+        nengo_dl.SoftLIFRate: lambda n: nengo.LIF(
+            tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude
+        ),
+    },
+    "loihi": {
+        nengo.RectifiedLinear: lambda n: LoihiSpikingRectifiedLinear(amplitude=n.amplitude),
+        nengo_dl.SoftLIFRate: lambda n: LoihiLIF(
+            tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude
+        ),
+    },
 }
 FOLDABLE = (tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose, tf.keras.layers.Dense)
 DROPPED_OUTPUT_ACTIVATIONS = ("sigmoid",)
@@ -144,7 +154,7 @@ def convert(keras_model, settings=None, calibration_data=None):
     _check_scaled_layers(scales, neurons, model)
     _check_normalisable(settings, neurons)
     if settings.spiking:
-        _swap_to_spiking(model, neurons)
+        _swap_to_spiking(model, neurons, SPIKING[settings.neuron_model])
 
     # nengo draws build-time randomness (initial voltages) from the global numpy
     # generator unless the network has a seed; seeding it makes runs repeatable.
@@ -513,17 +523,17 @@ def _neuron_layers(model, converter):
     return neurons
 
 
-def _swap_to_spiking(model, neurons):
-    """Replace each layer's rate neurons by their spiking counterpart."""
+def _swap_to_spiking(model, neurons, spiking):
+    """Replace each layer's rate neurons by their spiking counterpart in ``spiking``."""
     for name, obj in neurons.items():
         rate = obj.ensemble.neuron_type
-        if type(rate) not in SPIKING:
+        if type(rate) not in spiking:
             reason = (
                 f"it makes {type(rate).__name__} neurons, which have no spiking counterpart "
                 "in nengoseg; allowed activations: relu, or a SoftLIF layer"
             )
             raise ConversionError(_layer_message(model.get_layer(name), reason))
-        obj.ensemble.neuron_type = SPIKING[type(rate)](rate)
+        obj.ensemble.neuron_type = spiking[type(rate)](rate)
 
 
 def _neuron_type_names(neurons):

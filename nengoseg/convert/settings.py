@@ -16,6 +16,7 @@ from nengoseg.errors import ConfigError
 INPUT_CODINGS = ("constant", "poisson")
 NORMALISATIONS = (None, "percentile")
 READOUTS = ("segmentation", "regression")
+NEURON_MODELS = ("nengo", "loihi")
 
 
 @dataclasses.dataclass
@@ -30,6 +31,17 @@ class ConversionSettings:
         which reproduce the Keras model to float precision (a conversion check).
         The neuron type itself follows from the model's activations (relu or a
         `SoftLIF` layer); ``neuron_types`` records the result per layer.
+    neuron_model
+        Which spiking neurons (``spiking=True``): ``"nengo"``, Nengo's own
+        (`nengo.SpikingRectifiedLinear`, whose voltage keeps what is left over a
+        spike and ignores negative input currents; `nengo.LIF`), or ``"loihi"``,
+        nengo-loihi's models of the chip's neurons
+        (`nengo_loihi.neurons.LoihiSpikingRectifiedLinear`,
+        `nengo_loihi.neurons.LoihiLIF`: negative currents lower the voltage, which
+        is floored at 0 and reset to 0 at a spike, so inter-spike intervals are
+        whole steps; at most one spike per step). A network that will run on
+        Loihi should be converted, co-trained and scored with ``"loihi"``: the
+        NengoDL simulation then computes what the chip computes.
     scale_firing_rates
         Post-training scaling (nengo-dl): neuron input currents are multiplied by
         the scale and outputs divided by it, so ReLU networks compute the same
@@ -74,6 +86,7 @@ class ConversionSettings:
     """
 
     spiking: bool = True
+    neuron_model: str = "nengo"
     scale_firing_rates: Union[float, dict] = 1.0
     normalise: Optional[str] = None
     percentile: float = 99.9
@@ -100,6 +113,7 @@ class ConversionSettings:
     def validate(self):
         """Raise ConfigError naming the first bad setting and what is allowed."""
         _check_bool("spiking", self.spiking)
+        _check_choice("neuron_model", self.neuron_model, NEURON_MODELS)
         _check_scales(self.scale_firing_rates)
         _check_choice("normalise", self.normalise, NORMALISATIONS)
         _check_number(

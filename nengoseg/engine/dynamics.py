@@ -12,7 +12,12 @@ The spiking and rate updates are NengoDL's own step functions
     voltage += relu(J) * dt;  n = floor(voltage);  voltage -= n;  out = n * amplitude / dt
 
 and for ``nengo.LIF`` NengoDL's variant of ``nengo.LIF.step`` (spike when
-``voltage > 1``, refractory time from the exact spike time). Only the time loop
+``voltage > 1``, refractory time from the exact spike time). nengo-loihi's models
+of Loihi's neurons (``LoihiSpikingRectifiedLinear``, ``LoihiLIF``) use the steps of
+the NengoDL builders nengo-loihi registers for them (nengo-extras'
+``loihi_training``)::
+
+    voltage = max(voltage + J * dt, 0);  spike where voltage > 1, then voltage = 0 Only the time loop
 around them is the engine's: a ``tf.while_loop`` over the steps of a whole
 minibatch, carrying the state.
 
@@ -54,6 +59,8 @@ from nengo_dl.neuron_builders import (
     SoftLIFRateBuilder,
     SpikingRectifiedLinearBuilder,
 )
+from nengo_extras.loihi_training import LoihiLIFBuilder, LoihiSpikingRectifiedLinearBuilder
+from nengo_loihi.neurons import discretize_tau_rc, discretize_tau_ref
 
 FLOAT = tf.float32
 
@@ -95,19 +102,42 @@ def spiking_step(spec, consts):
             return out, [voltage, refractory]
 
         return step
+    if spec.kind == "loihi_relu":
+
+        def step(J, state):
+            params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
+            out, voltage = LoihiSpikingRectifiedLinearBuilder.step(params, J, consts.dt, state[0])
+            return out, [voltage]
+
+        return step
+    if spec.kind == "loihi_lif":
+
+        def step(J, state):
+            params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J),
+                                        "discretize_tau_rc": discretize_tau_rc,
+                                        "discretize_tau_ref": discretize_tau_ref})
+            out, voltage, refractory = LoihiLIFBuilder.step(params, J, consts.dt, *state)
+            return out, [voltage, refractory]
+
+        return step
     raise ValueError(f"{spec.kind} neurons do not spike")
 
 
-STATE_KEYS = {"relu": ("voltage",), "lif": ("voltage", "refractory_time")}
+STATE_KEYS = {
+    "relu": ("voltage",),
+    "lif": ("voltage", "refractory_time"),
+    "loihi_relu": ("voltage",),
+    "loihi_lif": ("voltage", "refractory_time"),
+}
 
 
 def rate(spec, consts, J):
     """The rate neuron of ``spec`` on currents ``J``: the output of rate neurons, or the
     rate whose gradient hybrid neurons use (relu -> RectifiedLinear, LIF -> SoftLIFRate)."""
     params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
-    if spec.kind == "relu":
+    if spec.kind in ("relu", "loihi_relu"):
         return RectifiedLinearBuilder.step(params, J, consts.dt)
-    if spec.kind in ("lif", "softlif"):
+    if spec.kind in ("lif", "softlif", "loihi_lif"):
         return SoftLIFRateBuilder.step(params, J, consts.dt)
     if spec.kind == "lifrate":
         return LIFRateBuilder.step(params, J, consts.dt)

@@ -38,6 +38,7 @@ import nengo_dl
 import numpy as np
 import tensorflow as tf
 from nengo.builder.network import seed_network
+from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
 from nengoseg.convert import convert
 from nengoseg.convert.layers import SoftLIF
@@ -96,6 +97,8 @@ SUPPORTED_LAYERS = (
 ) + IDENTITY_LAYERS + MAX_POOLING
 # neuron types the engine simulates -> (kind, spiking)
 NEURON_KINDS = {
+    LoihiSpikingRectifiedLinear: ("loihi_relu", True),
+    LoihiLIF: ("loihi_lif", True),
     nengo.SpikingRectifiedLinear: ("relu", True),
     nengo.RectifiedLinear: ("relu", False),
     nengo.LIF: ("lif", True),
@@ -109,7 +112,8 @@ DEFAULT_SIGMA = 0.005
 class NeuronLayer:
     """One Keras layer that became an ensemble of neurons.
 
-    ``kind`` is "relu", "lif" (spiking) or "softlif" / "lifrate" (rate); ``spiking``
+    ``kind`` is "relu", "lif", "loihi_relu", "loihi_lif" (spiking; the last two
+    nengo-loihi's models of Loihi's neurons) or "softlif" / "lifrate" (rate); ``spiking``
     says whether the forward pass emits spikes. ``gain`` multiplies the layer's
     pre-activation (it is the layer's ``scale_firing_rates``), ``amplitude`` is the
     neuron type's (divided by the scale). ``sigma`` is the soft-LIF smoothing of the
