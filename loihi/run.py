@@ -25,6 +25,7 @@ import numpy as np
 from nengoseg.errors import DataError
 from nengoseg.loihi.build import block_neurons
 from nengoseg.loihi.errors import LoihiUnavailable
+from nengoseg.loihi.fast_synapses import vectorise_synapses
 
 TARGETS = ("sim", "loihi")
 
@@ -74,19 +75,28 @@ class LoihiResult:
     target: str
 
 
-def make_simulator(loihi_net, target="sim"):
-    """A nengo-loihi Simulator for ``loihi_net`` (block shapes already chosen)."""
+def make_simulator(loihi_net, target="sim", fast_routing=True):
+    """A nengo-loihi Simulator for ``loihi_net`` (block shapes already chosen).
+
+    ``fast_routing``: on the emulator, route spikes with sparse matrix products
+    (`nengoseg.loihi.fast_synapses`, the same integer sums as nengo-loihi's
+    per-spike loop, much faster); False keeps nengo-loihi's own loop.
+    """
     check_target(target)
     s = loihi_net.settings
-    return nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
+    sim = nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
+    emulator = sim.sims.get("emulator")
+    if fast_routing and emulator is not None:
+        vectorise_synapses(emulator)
+    return sim
 
 
 def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progress=True,
-              simulator=None):
+              simulator=None, fast_routing=True):
     """Present each image of ``x`` for ``n_steps`` steps and read the output.
 
     Returns a `LoihiResult`. ``simulator``: reuse an open one made by
-    `make_simulator` (it is not closed here).
+    `make_simulator` (it is not closed here); ``fast_routing``: see `make_simulator`.
     """
     s = loihi_net.settings
     n_steps = s.n_steps if n_steps is None else int(n_steps)
@@ -97,7 +107,7 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     window = s.window(n_steps)
     rng = np.random.default_rng(s.seed)
     start = time.time()
-    sim = simulator or make_simulator(loihi_net, target)
+    sim = simulator or make_simulator(loihi_net, target, fast_routing)
     build_seconds = time.time() - start if simulator is None else 0.0
     emulator = sim.sims.get("emulator")
     layers = {layer.name: layer for layer in loihi_net.on_chip_layers}

@@ -98,3 +98,48 @@ def test_spiking_build_runs_on_the_emulator_close_to_the_rates():
     assert set(result.firing_rates_hz) == {"a", "b", "c"} and result.firing_rates_hz["a"] > 0
     want = loihi_net.keras_model.predict(images, verbose=0)
     assert np.corrcoef(want.ravel(), result.outputs.ravel())[0, 1] > 0.5  # 20 steps: coarse
+
+
+def test_fast_spike_routing_is_nengo_loihis_own_sum():
+    """Sparse-matrix spike routing (`nengoseg.loihi.fast_synapses`) gives the emulator's
+    own outputs and spike counts, bit for bit (integer weights)."""
+    from nengoseg.loihi.blocks import choose_block_shapes
+    from nengoseg.loihi.run import run_loihi
+
+    model = conv_net()
+    images = np.random.default_rng(5).uniform(0, 1, (2, 8, 8, 2))
+    loihi_net = build_loihi_network(model, spiking=True, synapse=0.005, n_steps=30,
+                                    scale_firing_rates=300.0)
+    choose_block_shapes(loihi_net)
+    fast = run_loihi(loihi_net, images, progress=False, fast_routing=True)
+    slow = run_loihi(loihi_net, images, progress=False, fast_routing=False)
+    np.testing.assert_array_equal(fast.outputs, slow.outputs)
+    for name, counts in slow.spike_counts.items():
+        np.testing.assert_array_equal(fast.spike_counts[name], counts)
+        assert counts.sum() > 0, name
+
+
+def test_nengo_dl_with_loihi_neurons_predicts_the_emulator():
+    """Converted with neuron_model="loihi", the NengoDL network is what the chip runs:
+    per-layer rates and outputs close to the emulator's, closer than Nengo's neurons."""
+    from nengoseg import convert as nsconvert
+    from nengoseg.loihi.blocks import choose_block_shapes
+    from nengoseg.loihi.rewrite import from_conversion
+    from nengoseg.loihi.run import run_loihi
+
+    model = conv_net()
+    images = np.random.default_rng(6).uniform(0, 1, (3, 8, 8, 2))
+    errors = {}
+    for neuron_model in ("nengo", "loihi"):
+        settings = nsconvert.ConversionSettings(scale_firing_rates=300.0, synapse=0.005,
+                                                n_steps=60, neuron_model=neuron_model)
+        converted = nsconvert.convert(model, settings)
+        nengo_dl_run = nsconvert.run_snn(converted, images, minibatch_size=3, progress=False)
+        loihi_net = from_conversion(converted)
+        choose_block_shapes(loihi_net)
+        chip = run_loihi(loihi_net, images, progress=False)
+        rel = [abs(chip.firing_rates_hz[k] - v) / v for k, v in nengo_dl_run.firing_rates_hz.items()]
+        out = np.abs(chip.outputs - nengo_dl_run.outputs).mean() / np.abs(nengo_dl_run.outputs).mean()
+        errors[neuron_model] = (max(rel), out)
+    assert errors["loihi"][0] < 0.15 and errors["loihi"][1] < 0.15, errors
+    assert errors["loihi"][0] < errors["nengo"][0], errors
