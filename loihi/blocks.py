@@ -16,15 +16,18 @@ fail validation where another tiling fits.
    padding waste, then the squarest tile;
 2. feasibility first: the layer's neuron with the most input axons, alone on a
    core, must fit (else no tiling can: `LoihiResourceError` naming the limit);
-3. the first candidate whose every core fits the input side (compartments, input
-   axons, synapse memory, nengo-loihi's synapse checks), evaluated with
-   nengo-loihi's own ``split_block`` / ``split_synapse`` on the unsplit build,
-   the likeliest-to-fail (central) tiles first;
-4. output axons depend on how the *next* layers are tiled, so the whole network
-   is then split with the chosen shapes; a layer whose cores send too many
-   output axons moves on to its next candidate (more, smaller cores), and the
-   split is repeated;
+3. the first candidate whose cores fit the input side (compartments, input axons,
+   synapse memory, nengo-loihi's synapse checks), evaluated with nengo-loihi's own
+   ``split_synapse`` on the unsplit build for the ``SAMPLED_TILES`` most central
+   tiles (the likeliest to fail: they see the most inputs; edge tiles see padding);
+4. the whole network is then split with the chosen shapes and *every* core is
+   checked against every limit (output axons depend on how the next layers are
+   tiled); a layer with a core over a limit moves on to its next candidate (more,
+   smaller cores), and the split is repeated;
 5. finally nengo-loihi's full build (split, discretize, validate) confirms it.
+
+Sampling tiles in step 3 only orders the search: step 4 checks all cores, so a
+tiling is never accepted on the strength of the sample.
 """
 
 import itertools
@@ -44,7 +47,8 @@ from nengoseg.loihi.build import apply_block_shapes, build_model, layer_blocks, 
 from nengoseg.loihi.errors import LoihiResourceError
 from nengoseg.loihi.validate import block_usage, first_excess, resource_error
 
-MAX_ROUNDS = 12  # re-splits for output axons
+MAX_ROUNDS = 12  # re-splits after a core of the whole split is over a limit
+SAMPLED_TILES = 3  # central tiles checked per candidate in the per-layer search
 
 
 def candidate_shapes(shape, max_compartments=limits.MAX_COMPARTMENTS):
@@ -166,7 +170,7 @@ class _LayerSearch:
         raise resource_error(self.name, limit, value, shape=self.candidates[self.position])
 
     def fits(self, candidate):
-        for ids in tiles(candidate):
+        for ids in tiles(candidate)[:SAMPLED_TILES]:
             _, problem = tile_usage(self.block, ids)
             if problem is not None:
                 self.last_problem = problem
@@ -200,18 +204,18 @@ def choose_block_shapes(loihi_net, max_evaluations=60, progress=False):
     posts = _posts(loihi_net)
     for _ in range(MAX_ROUNDS):
         model = build_model(loihi_net, chosen, discretize=False, validation="none")
-        over = _out_axon_excess(layer_blocks(model, loihi_net))
+        over = _excess(layer_blocks(model, loihi_net))
         if not over:
             break
-        for name, value in over.items():
+        for name, (limit, value) in over.items():
             try:
                 chosen[name] = searches[name].next_fitting()
             except LoihiResourceError:
-                raise resource_error(name, "out_axons", value, shape=chosen[name],
+                raise resource_error(name, limit, value, shape=chosen[name],
                                      posts=posts.get(name)) from None
     else:
-        name, value = next(iter(over.items()))
-        raise resource_error(name, "out_axons", value, shape=chosen[name], posts=posts.get(name))
+        name, (limit, value) = next(iter(over.items()))
+        raise resource_error(name, limit, value, shape=chosen[name], posts=posts.get(name))
 
     confirm(loihi_net, chosen)
     loihi_net.block_shapes = dict(chosen)
@@ -238,12 +242,14 @@ def confirm(loihi_net, block_shapes):
     return model
 
 
-def _out_axon_excess(blocks_by_layer):
+def _excess(blocks_by_layer):
+    """``{layer: (limit, value)}`` for each layer with a core over a limit (its worst)."""
     over = {}
     for name, blocks in blocks_by_layer.items():
-        worst = max(block_usage(b)["out_axons"] for b in blocks)
-        if worst > limits.MAX_OUT_AXONS:
-            over[name] = worst
+        for block in blocks:
+            excess = first_excess(block_usage(block))
+            if excess is not None and (name not in over or excess[1] > over[name][1]):
+                over[name] = excess
     return over
 
 

@@ -28,6 +28,9 @@ LOIHI_ENERGY_PER_NEURON_UPDATE = 81e-12
 # Horowitz 2014 (ISSCC, 45 nm): a 32-bit float multiply-accumulate (3.7 pJ multiply +
 # 0.9 pJ add), as used for the ANN by the Spiking-UNet paper.
 ANN_ENERGY_PER_MAC = 4.6e-12
+# ... and a 32-bit float accumulate (AC), what a spike costs each synapse it reaches in
+# the Spiking-UNet paper's 45 nm comparison (SNN: synaptic operations x AC)
+ENERGY_PER_AC_45NM = 0.9e-12
 
 LIMITS = {
     "compartments": MAX_COMPARTMENTS,

@@ -42,9 +42,14 @@ def deploy_settings(cfg):
 
 
 def select_examples(part, n_images):
-    """Whole subjects (in order) while they fit in ``n_images``, else the first slices."""
+    """Row indices into ``part`` of the examples to run on Loihi.
+
+    Whole subjects (in order) while they fit in ``n_images``; else ``n_images``
+    slices evenly spaced through the first subject (its first slices would be the
+    volume's edge, mostly background).
+    """
     if n_images is None or n_images >= len(part):
-        return part
+        return np.arange(len(part))
     keep, total = [], 0
     for group in dict.fromkeys(part.groups.tolist()):
         size = int(np.sum(part.groups == group))
@@ -53,11 +58,9 @@ def select_examples(part, n_images):
         keep.append(group)
         total += size
     if keep:
-        return part.select(keep)
-    from nengoseg.experiment_data import Part
-
-    return Part(part.x[:n_images], part.y[:n_images], part.groups[:n_images],
-                part.slice_index[:n_images])
+        return np.flatnonzero(np.isin(part.groups, keep))
+    first = np.flatnonzero(part.groups == part.groups[0])
+    return first[np.unique(np.linspace(0, len(first) - 1, n_images).round().astype(int))]
 
 
 def build_for_loihi(source, settings, run_dir=None, progress=False):
@@ -145,7 +148,9 @@ def deploy_stage(cfg, run_dir, data, target=None, n_images=None, verbose=True, r
     say(f"deploy: built and tiled in {time.time() - started:.0f} s: "
         f"{report['total']['cores']} cores on {report['chips']} chip(s)")
 
-    part = select_examples(evaluation_part(cfg, data), settings.n_images)
+    everything = evaluation_part(cfg, data)
+    rows = select_examples(everything, settings.n_images)
+    part = everything.take(rows)
     n_steps = settings.n_steps or loihi_net.settings.n_steps
     result = run_loihi(loihi_net, part.x, n_steps=n_steps, target=target,
                        settle_steps=settings.settle_steps, progress=verbose)
@@ -165,7 +170,8 @@ def deploy_stage(cfg, run_dir, data, target=None, n_images=None, verbose=True, r
         energy_method=energy.METHOD,
         deploy_settings=dict(settings.to_dict(), target=target),
     )
-    save_predictions(run_dir, STAGE, result.outputs)
+    # the positions of these examples among the evaluation examples (for the figures)
+    save_predictions(run_dir, STAGE, result.outputs, indices=rows)
     update_results(run_dir, STAGE, payload)
     if verbose:
         print(summary_text(payload, report))

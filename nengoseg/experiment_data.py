@@ -28,8 +28,11 @@ class Part:
         return len(self.x)
 
     def select(self, groups):
-        keep = np.isin(self.groups, list(groups))
-        return Part(self.x[keep], self.y[keep], self.groups[keep], self.slice_index[keep])
+        return self.take(np.isin(self.groups, list(groups)))
+
+    def take(self, rows):
+        """The examples at ``rows`` (indices or a boolean mask)."""
+        return Part(self.x[rows], self.y[rows], self.groups[rows], self.slice_index[rows])
 
 
 @dataclass

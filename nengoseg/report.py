@@ -47,12 +47,12 @@ def _joules(value):
     return f"{value:.3g} J"
 
 
-def _energy(results, name):
+def _energy(results, name, key="joules_per_inference"):
     estimates = results["stages"].get("loihi", {}).get("energy") or {}
     estimate = estimates.get(ENERGY_KEYS.get(name, ""))
-    if not estimate or estimate.get("joules_per_inference") is None:
+    if not estimate or estimate.get(key) is None:
         return "N/A"
-    return _joules(estimate["joules_per_inference"])
+    return _joules(estimate[key])
 
 
 def _label(name, payload):
@@ -68,16 +68,12 @@ def table(results):
     if not names:
         return "(no results yet)\n"
     boxes = "iou_mean" in _scores(results["stages"][names[0]])
-    if boxes:
-        lines = ["| model | mean IoU | avg. firing rate | energy / inference |", "| --- | --- | --- | --- |"]
-    else:
-        lines = [
-            "| model | Dice 2D | Dice 3D | avg. firing rate | energy / inference |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-    for name in names:
-        payload = results["stages"][name]
-        s = _scores(payload)
+    metric = ["mean IoU"] if boxes else ["Dice 2D", "Dice 3D"]
+    head = ["model", *metric, "avg. firing rate", "energy / inference (Loihi)",
+            "energy (45 nm)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+    def row(label, s, rate, name):
         if boxes:
             cells = [f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}"]
         else:
@@ -85,8 +81,20 @@ def table(results):
                 f"{s['dice_2d_mean']:.4f} ± {s['dice_2d_std']:.4f}",
                 f"{s['dice_3d_mean']:.4f} ± {s['dice_3d_std']:.4f}",
             ]
-        cells += [_rate(payload), _energy(results, name)]
-        lines.append(f"| {_label(name, payload)} | " + " | ".join(cells) + " |")
+        cells += [rate, _energy(results, name), _energy(results, name, "joules_per_inference_45nm")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    for name in names:
+        payload = results["stages"][name]
+        row(_label(name, payload), _scores(payload), _rate(payload), name)
+        if name == "loihi" and payload.get("nengo_dl_scores"):
+            # the same network in NengoDL on Loihi's examples (Loihi runs a subset)
+            rates = payload.get("nengo_dl_firing_rates_hz") or {}
+            sizes = payload.get("neurons_per_layer") or {}
+            mean = (sum(rates[k] * sizes[k] for k in sizes if k in rates) / sum(sizes.values())
+                    if rates and sizes else None)
+            row("same SNN in NengoDL (Loihi's examples)", payload["nengo_dl_scores"],
+                "N/A" if mean is None else f"{mean:.1f} Hz", "")
     return "\n".join(lines) + "\n"
 
 
