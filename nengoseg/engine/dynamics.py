@@ -59,7 +59,7 @@ from nengo_dl.neuron_builders import (
     SoftLIFRateBuilder,
     SpikingRectifiedLinearBuilder,
 )
-from nengo_extras.loihi_training import LoihiLIFBuilder, LoihiSpikingRectifiedLinearBuilder
+from nengo_extras.loihi_training import LoihiLIFBuilder
 from nengo_loihi.neurons import discretize_tau_rc, discretize_tau_ref
 
 FLOAT = tf.float32
@@ -86,7 +86,10 @@ def constants(spec, dt):
 
 
 def spiking_step(spec, consts):
-    """``step(J, state_list) -> (out, new_state_list)``: NengoDL's spiking update."""
+    """``step(J, state_list) -> (out, new_state_list)``: NengoDL's spiking update.
+
+    (`simulate` runs both rectified linear kinds in `_simulate_relu`, the same
+    operations with the state-free part taken out of the loop.)"""
     if spec.kind == "relu":
 
         def step(J, state):
@@ -100,14 +103,6 @@ def spiking_step(spec, consts):
             params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
             out, voltage, refractory = LIFBuilder.step(params, J, consts.dt, *state)
             return out, [voltage, refractory]
-
-        return step
-    if spec.kind == "loihi_relu":
-
-        def step(J, state):
-            params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
-            out, voltage = LoihiSpikingRectifiedLinearBuilder.step(params, J, consts.dt, state[0])
-            return out, [voltage]
 
         return step
     if spec.kind == "loihi_lif":
@@ -196,7 +191,7 @@ def simulate(spec, consts, J, n_steps, static, synapse=None, variants=("raw",), 
     if synapse is None and set(variants) - {"raw"}:
         raise ValueError(f"variants {variants} need a synapse")
     J = tf.stop_gradient(J)
-    if spec.kind == "relu":
+    if spec.kind in ("relu", "loihi_relu"):
         return _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state,
                               return_state)
     step = spiking_step(spec, consts)
@@ -239,15 +234,18 @@ def simulate(spec, consts, J, n_steps, static, synapse=None, variants=("raw",), 
 
 
 def _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state, return_state):
-    """`simulate` for ``nengo.SpikingRectifiedLinear``, with the work that does not depend
-    on the state taken out of the loop (the same float32 operations as NengoDL's step:
-    ``voltage += relu(J) * dt; n = floor(voltage); voltage -= n; out = n * alpha``)."""
+    """`simulate` for ``nengo.SpikingRectifiedLinear`` and nengo-loihi's
+    ``LoihiSpikingRectifiedLinear``, with the work that does not depend on the state
+    taken out of the loop (the same float32 operations as the NengoDL steps:
+    ``voltage += relu(J) * dt; n = floor(voltage); voltage -= n; out = n * alpha``, and
+    for Loihi ``voltage += J * dt; n = voltage > 1; voltage = n ? 0 : max(voltage, 0)``)."""
+    loihi = spec.kind == "loihi_relu"
     batch = tf.shape(J)[-2]
     if state is None:
         state = initial_state(spec, batch, synapse)
     voltage, y0 = state[0], (state[1] if synapse is not None else None)
     zeros = tf.zeros(tf.stack([batch, spec.n_neurons]), FLOAT)
-    drive = tf.nn.relu(J) * consts.dt  # all steps at once
+    drive = (J if loihi else tf.nn.relu(J)) * consts.dt  # all steps at once
     drive_steps = None if static else tf.TensorArray(FLOAT, size=n_steps).unstack(drive)
     arrays = tuple(
         tf.TensorArray(FLOAT, size=n_steps, element_shape=tf.TensorShape([None, spec.n_neurons]))
@@ -258,8 +256,13 @@ def _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state, r
 
     def body(t, count, y, arrays, voltage):
         voltage = voltage + (drive if static else drive_steps.read(t))
-        n = tf.floor(voltage)
-        voltage = voltage - n
+        if loihi:
+            spiked = voltage > consts.one
+            n = tf.cast(spiked, FLOAT)
+            voltage = tf.where(spiked, tf.zeros_like(voltage), tf.maximum(voltage, 0))
+        else:
+            n = tf.floor(voltage)
+            voltage = voltage - n
         values = {"raw": n}  # times alpha after the loop
         if synapse is not None:
             values["delayed"] = y
