@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg.errors import ConfigError, ConversionError, DataError
+from nengoseg.layer_kinds import DROPOUT_LAYERS
 from nengoseg.loihi import linear
 from nengoseg.loihi.limits import MAX_SPIKES_PER_STEP
 
@@ -50,17 +51,7 @@ INPUT_CODINGS = ("constant", "poisson")
 READOUTS = ("segmentation", "regression")
 RELU_ACTIVATIONS = (tf.keras.activations.relu, tf.nn.relu)
 LINEAR_ACTIVATIONS = (None, tf.keras.activations.linear)
-IDENTITY_LAYERS = (
-    tf.keras.layers.Dropout,
-    tf.keras.layers.SpatialDropout1D,
-    tf.keras.layers.SpatialDropout2D,
-    tf.keras.layers.SpatialDropout3D,
-    tf.keras.layers.AlphaDropout,
-    tf.keras.layers.GaussianDropout,
-    tf.keras.layers.GaussianNoise,
-    tf.keras.layers.Flatten,
-    tf.keras.layers.Reshape,
-)
+IDENTITY_LAYERS = DROPOUT_LAYERS + (tf.keras.layers.Flatten, tf.keras.layers.Reshape)
 
 
 # ---------------------------------------------------------------- results

@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 from nengo_dl.converter import LayerConverter
 
+from nengoseg.layer_kinds import DROPOUT_LAYERS
+
 # Keras layer arguments that only matter during Keras training; nengo-dl refuses
 # them unless inference_only=True (convert() drops them from the model beforehand).
 TRAINING_ONLY_ARGS = [
@@ -157,18 +159,15 @@ class ConvertConv2DTranspose(LayerConverter):
         return output
 
 
-@nengo_dl.Converter.register(tf.keras.layers.Dropout)
-@nengo_dl.Converter.register(tf.keras.layers.SpatialDropout1D)
-@nengo_dl.Converter.register(tf.keras.layers.SpatialDropout2D)
-@nengo_dl.Converter.register(tf.keras.layers.SpatialDropout3D)
-@nengo_dl.Converter.register(tf.keras.layers.AlphaDropout)
-@nengo_dl.Converter.register(tf.keras.layers.GaussianDropout)
-@nengo_dl.Converter.register(tf.keras.layers.GaussianNoise)
 class ConvertDropout(LayerConverter):
     """Remove dropout and noise layers: at inference they pass their input through."""
 
     def convert(self, node_id):
         return self.get_input_obj(node_id)
+
+
+for _layer in DROPOUT_LAYERS:
+    nengo_dl.Converter.register(_layer)(ConvertDropout)
 
 
 def add_channel_biases(layer_converter, node_id, output, biases):

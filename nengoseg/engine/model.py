@@ -136,16 +136,9 @@ class SpikingEngine(tf.keras.Model):
                 values[node.name] = {"raw": self._input(x)}
                 continue
             if node.pass_through:
-                (source,) = node.inputs
-                values[node.name] = {
-                    variant: value if isinstance(node.layer, IDENTITY_LAYERS)
-                    else self._linear(node, [value])
-                    for variant, value in values[source].items()
-                }
+                values[node.name] = self._pass_through(node, values)
                 continue
-            inputs = [
-                values[name][plan.reads.get((node.name, name), "raw")] for name in node.inputs
-            ]
+            inputs = self._node_inputs(node, values)
             pre = self._linear(node, inputs)
             if node.neurons is not None:
                 values[node.name], rates[node.name] = self._neurons(node, pre)
@@ -235,15 +228,9 @@ class SpikingEngine(tf.keras.Model):
             if not all(name in static for name in node.inputs):
                 continue
             if node.pass_through:
-                (source,) = node.inputs
-                static[node.name] = {
-                    variant: value if isinstance(node.layer, IDENTITY_LAYERS)
-                    else self._linear(node, [value])
-                    for variant, value in static[source].items()
-                }
+                static[node.name] = self._pass_through(node, static)
                 continue
-            inputs = [static[name][plan.reads.get((node.name, name), "raw")]
-                      for name in node.inputs]
+            inputs = self._node_inputs(node, static)
             static[node.name] = {"raw": self._linear(node, inputs)}
         return static
 
@@ -269,15 +256,9 @@ class SpikingEngine(tf.keras.Model):
             if node.name in values:
                 continue
             if node.pass_through:
-                (source,) = node.inputs
-                values[node.name] = {
-                    variant: value if isinstance(node.layer, IDENTITY_LAYERS)
-                    else self._linear(node, [value])
-                    for variant, value in values[source].items()
-                }
+                values[node.name] = self._pass_through(node, values)
                 continue
-            inputs = [values[name][plan.reads.get((node.name, name), "raw")]
-                      for name in node.inputs]
+            inputs = self._node_inputs(node, values)
             pre = self._linear(node, inputs)
             if node.neurons is None:
                 values[node.name] = {"raw": pre}
@@ -340,6 +321,21 @@ class SpikingEngine(tf.keras.Model):
             return tensor
         tiled = tf.broadcast_to(tensor[None], tf.concat([[self._steps], tf.shape(tensor)], 0))
         return tf.reshape(tiled, tf.concat([[-1], tf.shape(tensor)[1:]], 0))
+
+    def _pass_through(self, node, values):
+        """A pass-through layer (dropout: identity; pooling, reshape: its linear map) applied
+        to every variant of its input (``values``: layer name -> {variant: value})."""
+        (source,) = node.inputs
+        return {
+            variant: value if isinstance(node.layer, IDENTITY_LAYERS)
+            else self._linear(node, [value])
+            for variant, value in values[source].items()
+        }
+
+    def _node_inputs(self, node, values):
+        """The input values ``node`` reads (the variant the plan chose for each)."""
+        return [values[name][self.plan.reads.get((node.name, name), "raw")]
+                for name in node.inputs]
 
     def _linear(self, node, inputs):
         """Apply ``node``'s layer (activation stripped) to all steps at once."""

@@ -43,17 +43,10 @@ from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 from nengoseg.convert import convert
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConversionError
+from nengoseg.layer_kinds import DROPOUT_LAYERS
 
 # layers nengoseg's converter turns into the identity (inference-time behaviour)
-IDENTITY_LAYERS = (
-    tf.keras.layers.Dropout,
-    tf.keras.layers.SpatialDropout1D,
-    tf.keras.layers.SpatialDropout2D,
-    tf.keras.layers.SpatialDropout3D,
-    tf.keras.layers.AlphaDropout,
-    tf.keras.layers.GaussianDropout,
-    tf.keras.layers.GaussianNoise,
-)
+IDENTITY_LAYERS = DROPOUT_LAYERS
 MAX_POOLING = (
     tf.keras.layers.MaxPooling1D,
     tf.keras.layers.MaxPooling2D,
