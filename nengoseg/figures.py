@@ -49,6 +49,8 @@ def masks(run_dir, n_slices=4):
     staged = [(label, p) for label, p in staged if p is not None]
     if examples is None or not staged:
         return None
+    if examples["y"].ndim == 2:  # box regression: (x1, y1, x2, y2) fractions of the image
+        return boxes(run_dir, examples, staged, n_slices)
     truth = evaluate.true_masks(examples["y"])
     # a stage run on a subset (the Loihi emulator) saves the example indices it ran
     shown = np.arange(len(truth))
@@ -73,6 +75,29 @@ def masks(run_dir, n_slices=4):
         axes[row, 0].set_ylabel(f"{examples['groups'][index]}\nslice {examples['slice_index'][index]}",
                                 fontsize=6)
     return _save(fig, run_dir, "masks.png")
+
+
+def boxes(run_dir, examples, staged, n_images=4):
+    """Images with the true box and each stage's predicted box (box-regression runs)."""
+    images = examples["x"]
+    picks = np.linspace(0, len(images) - 1, min(n_images, len(images))).astype(int)
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks), 2.2), squeeze=False)
+    height, width = images.shape[1:3]
+    drawn = [("ground truth", examples["y"])] + [(label, p["outputs"]) for label, p in staged]
+    for col, index in enumerate(picks):
+        ax = axes[0, col]
+        image = images[index]
+        ax.imshow(np.clip(image, 0, 1) if image.shape[-1] == 3 else image[..., 0], cmap="gray")
+        for k, (label, boxes_) in enumerate(drawn):
+            x1, y1, x2, y2 = boxes_[index]
+            ax.add_patch(plt.Rectangle((x1 * width - 0.5, y1 * height - 0.5),
+                                       (x2 - x1) * width, (y2 - y1) * height, fill=False,
+                                       color=f"C{k}", lw=1.2, label=label))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(examples["groups"][index]), fontsize=7)
+    axes[0, -1].legend(fontsize=6, loc="lower right")
+    return _save(fig, run_dir, "boxes.png")
 
 
 def _full(masks, saved, n):
