@@ -41,14 +41,15 @@ def run_pipeline(cfg, run_dir, verbose=True):
     """Run (or continue) every stage of ``cfg`` in ``run_dir``; return the report table."""
     data = load_experiment_data(cfg)
     timings_path = run_dir / "timings.json"
-    # wall seconds of each stage's last invocation (a reused stage takes ~0 s)
+    # wall seconds spent in each stage, summed over the invocations of this command (an
+    # interrupted stage counts its time before and after; reusing a finished one adds ~0 s)
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     for name, stage in _stages(cfg):
         if verbose:
             print(f"== {name}", flush=True)
         started = time.perf_counter()
         stage(run_dir, data)
-        timings[name] = round(time.perf_counter() - started, 1)
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 1)
         write_json(timings_path, timings)
     started = time.perf_counter()
     made = figures.all_figures(run_dir)
