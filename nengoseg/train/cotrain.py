@@ -156,14 +156,19 @@ class TrainableSNN(abc.ABC):
         Every trainable parameter must be included; layers left out keep their weights.
         """
 
+    @property
+    def trainer(self):
+        """What ``compile`` and ``fit`` call: the Keras model (NengoDL: its Simulator)."""
+        return self.keras_model
+
     def compile(self, optimizer, loss, metrics, loss_weights):
-        self.keras_model.compile(
+        self.trainer.compile(
             optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
         )
 
     def fit(self, train, validation, epochs, initial_epoch, callbacks):
         """Keras ``fit`` on `Batches` generators (``validation`` may be None)."""
-        return self.keras_model.fit(
+        return self.trainer.fit(
             iter(train),
             steps_per_epoch=len(train),
             epochs=epochs,

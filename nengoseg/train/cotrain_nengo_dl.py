@@ -100,20 +100,9 @@ class NengoDLTrainable(TrainableSNN):
         # every input Node: the image, plus the constant bias Nodes tiled over time
         return self.sim._generate_inputs({self.converted.input_node: coded})
 
-    def compile(self, optimizer, loss, metrics, loss_weights):
-        self.sim.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
-
-    def fit(self, train, validation, epochs, initial_epoch, callbacks):
-        return self.sim.fit(
-            iter(train),
-            steps_per_epoch=len(train),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            validation_data=iter(validation) if validation is not None else None,
-            validation_steps=len(validation) if validation is not None else None,
-            callbacks=callbacks,
-            verbose=0,
-        )
+    @property
+    def trainer(self):
+        return self.sim  # NengoDL's compile and fit (the Keras model's own would skip its state)
 
     def predict(self, coded):
         outputs = self.sim.predict({self.converted.input_node: coded}, verbose=0)
