@@ -83,13 +83,19 @@ def boxes(run_dir, examples, staged, n_images=4):
     picks = np.linspace(0, len(images) - 1, min(n_images, len(images))).astype(int)
     fig, axes = plt.subplots(1, len(picks), figsize=(2.6 * len(picks), 2.2), squeeze=False)
     height, width = images.shape[1:3]
-    drawn = [("ground truth", examples["y"])] + [(label, p["outputs"]) for label, p in staged]
+    # example index -> box, for each stage (a stage run on a subset saved its indices)
+    drawn = [("ground truth", dict(enumerate(examples["y"])))] + [
+        (label, dict(zip(p["indices"] if "indices" in p else range(len(p["outputs"])),
+                         p["outputs"])))
+        for label, p in staged]
     for col, index in enumerate(picks):
         ax = axes[0, col]
         image = images[index]
         ax.imshow(np.clip(image, 0, 1) if image.shape[-1] == 3 else image[..., 0], cmap="gray")
-        for k, (label, boxes_) in enumerate(drawn):
-            x1, y1, x2, y2 = boxes_[index]
+        for k, (label, by_index) in enumerate(drawn):
+            if index not in by_index:
+                continue
+            x1, y1, x2, y2 = by_index[index]
             ax.add_patch(plt.Rectangle((x1 * width - 0.5, y1 * height - 0.5),
                                        (x2 - x1) * width, (y2 - y1) * height, fill=False,
                                        color=f"C{k}", lw=1.2, label=label))
