@@ -17,9 +17,10 @@ fail validation where another tiling fits.
 2. feasibility first: the layer's neuron with the most input axons, alone on a
    core, must fit (else no tiling can: `LoihiResourceError` naming the limit);
 3. the first candidate whose cores fit the input side (compartments, input axons,
-   synapse memory, nengo-loihi's synapse checks), evaluated with nengo-loihi's own
-   ``split_synapse`` on the unsplit build for the ``SAMPLED_TILES`` most central
-   tiles (the likeliest to fail: they see the most inputs; edge tiles see padding);
+   synapse memory, nengo-loihi's synapse checks), evaluated with nengo-loihi's
+   ``split_synapse`` (vectorised: `nengoseg.loihi.fast_build`) on the unsplit
+   build for the ``SAMPLED_TILES`` most central tiles (the likeliest to fail:
+   they see the most inputs; edge tiles see padding);
 4. the whole network is then split with the chosen shapes and *every* core is
    checked against every limit (output axons depend on how the next layers are
    tiled); a layer with a core over a limit moves on to its next candidate (more,
@@ -39,12 +40,13 @@ import numpy as np
 from nengo.exceptions import BuildError
 from nengo_loihi.block import LoihiBlock
 from nengo_loihi.builder.builder import ValidationLevel
-from nengo_loihi.builder.split_blocks import IndicesList, split_synapse
+from nengo_loihi.builder.split_blocks import IndicesList
 from nengo_loihi.builder.validate import validate_synapse
 
 from nengoseg.loihi import limits
 from nengoseg.loihi.build import apply_block_shapes, build_model, layer_blocks, whole_shapes
 from nengoseg.loihi.errors import LoihiResourceError
+from nengoseg.loihi.fast_build import split_synapse
 from nengoseg.loihi.validate import block_usage, first_excess, resource_error
 
 MAX_ROUNDS = 12  # re-splits after a core of the whole split is over a limit
@@ -87,8 +89,9 @@ def tiles(block_shape):
 def tile_usage(block, ids):
     """Input-side resources of a core holding neurons ``ids`` of an unsplit ``block``.
 
-    Uses nengo-loihi's ``split_synapse`` (the same code that splits the real
-    build), so axons, shared weights and memory rounding are counted exactly.
+    Uses ``split_synapse`` (`nengoseg.loihi.fast_build`'s copy of the code that
+    splits the real build), so axons, shared weights and memory rounding are
+    counted exactly.
     Returns ``(usage, problem)`` where ``problem`` is ``(limit, value)``, a
     nengo-loihi check message, or None.
     """

@@ -12,6 +12,8 @@ import numpy as np
 from nengo_loihi.builder import Model
 from nengo_loihi.builder.builder import ValidationLevel
 
+from nengoseg.loihi.fast_build import fast_building
+
 VALIDATION = {
     "none": ValidationLevel.NONE,
     "minimal": ValidationLevel.MINIMAL,
@@ -38,20 +40,24 @@ def apply_block_shapes(loihi_net, block_shapes):
             del config[layer.ensemble].block_shape  # back to nengo-loihi's default
 
 
-def build_model(loihi_net, block_shapes=None, discretize=True, validation="minimal"):
+def build_model(loihi_net, block_shapes=None, discretize=True, validation="minimal",
+                fast=True):
     """nengo-loihi's build of ``loihi_net`` with ``block_shapes`` (default: the chosen ones).
 
     ``validation="none"`` skips nengo-loihi's checks (the caller checks the blocks);
     ``discretize=False`` keeps float weights (resources do not depend on it).
     Layers missing from ``block_shapes`` get nengo-loihi's default tiling. The
-    network config is left with ``loihi_net.block_shapes`` set.
+    network config is left with ``loihi_net.block_shapes`` set. ``fast``: split
+    and validate with `nengoseg.loihi.fast_build` (the same model, several
+    times faster).
     """
     shapes = loihi_net.block_shapes if block_shapes is None else block_shapes
     apply_block_shapes(loihi_net, shapes)
     model = Model(dt=loihi_net.settings.dt, label=str(loihi_net.network))
     model.validation_level = VALIDATION[validation]
     try:
-        model.build(loihi_net.network, discretize=discretize)
+        with fast_building(fast):
+            model.build(loihi_net.network, discretize=discretize)
     finally:
         apply_block_shapes(loihi_net, loihi_net.block_shapes)
     return model

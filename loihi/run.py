@@ -25,6 +25,7 @@ import numpy as np
 from nengoseg.errors import DataError
 from nengoseg.loihi.build import block_neurons
 from nengoseg.loihi.errors import LoihiUnavailable
+from nengoseg.loihi.fast_build import fast_building
 from nengoseg.loihi.fast_synapses import vectorise_synapses
 
 TARGETS = ("sim", "loihi")
@@ -75,16 +76,19 @@ class LoihiResult:
     target: str
 
 
-def make_simulator(loihi_net, target="sim", fast_routing=True):
+def make_simulator(loihi_net, target="sim", fast_routing=True, fast_build=True):
     """A nengo-loihi Simulator for ``loihi_net`` (block shapes already chosen).
 
     ``fast_routing``: on the emulator, route spikes with sparse matrix products
     (`nengoseg.loihi.fast_synapses`, the same integer sums as nengo-loihi's
     per-spike loop, much faster); False keeps nengo-loihi's own loop.
+    ``fast_build``: split and validate with `nengoseg.loihi.fast_build` (the same
+    model as nengo-loihi's build, faster).
     """
     check_target(target)
     s = loihi_net.settings
-    sim = nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
+    with fast_building(fast_build):
+        sim = nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
     emulator = sim.sims.get("emulator")
     if fast_routing and emulator is not None:
         vectorise_synapses(emulator)
