@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_loihi_emulator import default_network  # noqa: E402
+from bench_loihi_emulator import network_source  # noqa: E402
 
 from nengoseg.deploy import build_for_loihi  # noqa: E402
 from nengoseg.loihi import DeploySettings, blocks  # noqa: E402
@@ -71,13 +71,7 @@ def main(argv=None):
                         help="also time the block-shape search both ways (minutes)")
     args = parser.parse_args(argv)
 
-    if args.source:
-        source = Path(args.source)
-        run_dir = source.parent
-    else:
-        import tempfile
-
-        source, run_dir = default_network(Path(tempfile.mkdtemp()) / "snn")
+    source, run_dir = network_source(args.source)
     settings = DeploySettings()
     started = time.perf_counter()
     loihi_net, _ = build_for_loihi(source, settings, run_dir)

@@ -48,6 +48,16 @@ def default_network(folder):
     return folder, None
 
 
+def network_source(source=None):
+    """``(conversion folder, run folder)``: ``source`` and its parent, else the default
+    config's U-Net converted with fresh weights into a temporary folder (no run folder)."""
+    if source:
+        return Path(source), Path(source).parent
+    import tempfile
+
+    return default_network(Path(tempfile.mkdtemp()) / "snn")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="a conversion folder (default: the default config's "
@@ -56,13 +66,7 @@ def main(argv=None):
     parser.add_argument("--n-steps", type=int, default=40)
     args = parser.parse_args(argv)
 
-    if args.source:
-        source = Path(args.source)
-        run_dir = source.parent
-    else:
-        import tempfile
-
-        source, run_dir = default_network(Path(tempfile.mkdtemp()) / "snn")
+    source, run_dir = network_source(args.source)
     started = time.perf_counter()
     loihi_net, _ = build_for_loihi(source, DeploySettings(), run_dir)
     print(f"network: {source}; {sum(l.n_neurons for l in loihi_net.on_chip_layers):,} "
