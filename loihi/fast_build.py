@@ -83,31 +83,30 @@ def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.M
         position[ids] = np.arange(len(ids))
 
     axon_ids, weight_ids, bases = _input_axons(old_synapse, validate)
+    new_synapse_axons = OrderedDict()
+    if len(axon_ids) == 0:
+        return new_synapse_axons
     targets = [np.asarray(old_synapse.indices[w][0]) for w in weight_ids]
     lengths = np.array([len(t) for t in targets], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    flat = (np.concatenate(targets).astype(np.int64) if len(targets) else
-            np.zeros(0, np.int64)) + np.repeat(bases.astype(np.int64), lengths)
+    flat = np.concatenate(targets).astype(np.int64) + np.repeat(bases.astype(np.int64), lengths)
     element_axon = np.repeat(np.arange(len(axon_ids)), lengths)  # row in axon_ids
     element_owner = owner[flat]
     # group elements by (new block, axon), keeping each axon's target order
     order = np.lexsort((np.arange(len(flat)), element_axon, element_owner))
     order = order[element_owner[order] >= 0]
-    group_key = element_owner[order] * max(len(axon_ids), 1) + element_axon[order]
+    if len(order) == 0:
+        return new_synapse_axons
+    group_key = element_owner[order] * len(axon_ids) + element_axon[order]
     cut = np.flatnonzero(np.diff(group_key)) + 1
-    group_starts = np.concatenate([[0], cut]) if len(order) else np.zeros(0, np.int64)
-    group_ends = np.concatenate([cut, [len(order)]]) if len(order) else np.zeros(0, np.int64)
+    group_starts, group_ends = np.concatenate([[0], cut]), np.concatenate([cut, [len(order)]])
+    group_owner = element_owner[order[group_starts]]
+    group_row = element_axon[order[group_starts]]
 
-    new_synapse_axons = OrderedDict()
-    by_block = {}
-    for g0, g1 in zip(group_starts, group_ends):
-        first = order[g0]
-        by_block.setdefault(int(element_owner[first]), []).append((g0, g1))
-    for k, (block, _) in enumerate(blocks):
-        groups = by_block.get(k)
-        if not groups:
-            continue
-        rows = [int(element_axon[order[g0]]) for g0, _ in groups]
+    for k in np.unique(group_owner):  # ascending: the order of new_blocks
+        block = blocks[k][0]
+        in_block = np.flatnonzero(group_owner == k)
+        rows = [int(r) for r in group_row[in_block]]
         new_synapse = Synapse(len(rows))
         if old_synapse.label is not None:
             new_synapse.label = "%s[%d]" % (old_synapse.label, k)
@@ -116,15 +115,11 @@ def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.M
 
         weights, indices, weight_idx_map = [], [], {}
         axon_weight_map, compartment_bases = [], []
-        for (g0, g1), row in zip(groups, rows):
-            elements = order[g0:g1]
+        for g, row in zip(in_block, rows):
+            elements = order[group_starts[g]:group_ends[g]]
             w = int(weight_ids[row])
-            old_weights, old_indices = old_synapse.weights[w], old_synapse.indices[w]
-            if g1 - g0 == lengths[row]:
-                ww, n_rows = np.array(old_weights), old_indices.shape[0]
-            else:
-                local = elements - starts[row]
-                ww, n_rows = old_weights[:, local], old_indices.shape[0]
+            n_rows = old_synapse.indices[w].shape[0]
+            ww = old_synapse.weights[w][:, elements - starts[row]]  # a copy, as nengo-loihi's
             new_ids = position[flat[elements]]
             if not has_shared_weights:
                 new_base = 0
@@ -159,11 +154,12 @@ def split_axon(old_axon, old_axon_idxs, old_atoms, new_synapses):
     for k, (new_synapse, old_synapse_axon_ids) in enumerate(new_synapses.items()):
         if len(old_synapse_axon_ids) == 0:
             continue
-        table = np.full(max(max(old_synapse_axon_ids), int(old_idxs.max(initial=-1))) + 2, -1,
+        # old synapse axon -> new synapse axon (-1: not on this synapse); a negative old
+        # index (no axon) maps to -1, as in nengo-loihi's dict lookup
+        table = np.full(max(max(old_synapse_axon_ids), int(old_idxs.max(initial=-1))) + 1, -1,
                         dtype=np.int64)
         table[np.asarray(old_synapse_axon_ids)] = np.arange(len(old_synapse_axon_ids))
         new_axon_idxs = np.where(old_idxs >= 0, table[np.maximum(old_idxs, 0)], -1)
-        # a negative old index is looked up as itself in nengo-loihi's dict: -1 unless listed
         n_axons = np.unique(new_axon_idxs[new_axon_idxs >= 0]).size
         if n_axons == 0:
             continue
