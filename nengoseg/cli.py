@@ -14,38 +14,54 @@ from pathlib import Path
 from nengoseg.errors import NengosegError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def _config_and_run_dir(args):
+def _prepare(args, stages=(), forced=()):
+    """Load and check the config, the run folder and the data, then record config.yaml.
+
+    Everything that can be checked before work starts is: the whole config (every
+    section), the memory and disk the run needs, the run folder, and whether the
+    finished ``stages`` were made with this config and data (``forced`` ones may
+    differ: they will be redone). config.yaml is written only when all of it passes.
+    """
+    from nengoseg import preflight, rundir
     from nengoseg.atomic import write_text
     from nengoseg.config import dump_config, load_config
 
     cfg = load_config(args.config, args.set)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg["name"]
+    rundir.check_writable(run_dir)
+    _quiet_tensorflow()
+    size = preflight.check_config(cfg)
+    preflight.check_resources(cfg, run_dir, size)
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.pipeline import check_stages
+
+    data = load_experiment_data(cfg)
+    check_stages(cfg, run_dir, data, stages, forced)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(cfg))
-    return cfg, run_dir
+    return cfg, run_dir, data
 
 
 def cmd_run(args):
-    cfg, run_dir = _config_and_run_dir(args)
-    _quiet_tensorflow()
-    from nengoseg.pipeline import run_pipeline
+    from nengoseg.config import load_config
+    from nengoseg.pipeline import run_pipeline, stage_names
 
-    table = run_pipeline(cfg, run_dir)
+    names = stage_names(load_config(args.config, args.set))
+    cfg, run_dir, data = _prepare(args, names, names if args.force else ())
+    table = run_pipeline(cfg, run_dir, force=args.force, data=data)
     print(table)
     print(f"report: {run_dir / 'report.md'}  (figures in {run_dir / 'figures'})")
 
 
 def cmd_train_ann(args):
-    cfg, run_dir = _config_and_run_dir(args)
-    _quiet_tensorflow()
-    from nengoseg.experiment_data import load_experiment_data
+    cfg, run_dir, data = _prepare(args, ["ann"], ["ann"] if args.force else ())
     from nengoseg.train import train_ann
 
-    data = load_experiment_data(cfg)
-    results = train_ann(cfg, run_dir, data)
+    results = train_ann(cfg, run_dir, data, force=args.force)
     print(f"results: {run_dir / 'results.json'}")
     return results
 
@@ -53,14 +69,12 @@ def cmd_train_ann(args):
 def cmd_convert(args):
     if args.engine:
         args.set = [*args.set, f"evaluate.engine={args.engine}"]
-    cfg, run_dir = _config_and_run_dir(args)
-    _quiet_tensorflow()
-    from nengoseg.experiment_data import load_experiment_data
+    upstream = [] if args.checkpoint else ["ann"]
+    cfg, run_dir, data = _prepare(args, upstream + ["convert"], ["convert"] if args.force else ())
     from nengoseg.report import write_report
     from nengoseg.snn_stage import convert_stage
 
-    data = load_experiment_data(cfg)
-    convert_stage(cfg, run_dir, data, checkpoint=args.checkpoint)
+    convert_stage(cfg, run_dir, data, checkpoint=args.checkpoint, force=args.force)
     print(write_report(run_dir))
     print(f"results: {run_dir / 'results.json'}, conversion: {run_dir / 'snn'}")
 
@@ -68,30 +82,36 @@ def cmd_convert(args):
 def cmd_cotrain(args):
     if args.engine:
         args.set = [*args.set, f"cotrain.engine={args.engine}"]
-    cfg, run_dir = _config_and_run_dir(args)
-    _quiet_tensorflow()
-    from nengoseg.experiment_data import load_experiment_data
+    upstream = [] if args.checkpoint else ["ann", "convert"]
+    cfg, run_dir, data = _prepare(args, upstream + ["cotrain"], ["cotrain"] if args.force else ())
     from nengoseg.report import write_report
     from nengoseg.train.cotrain import cotrain_stage
 
-    data = load_experiment_data(cfg)
-    cotrain_stage(cfg, run_dir, data, checkpoint=args.checkpoint)
+    cotrain_stage(cfg, run_dir, data, checkpoint=args.checkpoint, force=args.force)
     print(write_report(run_dir))
     print(f"results: {run_dir / 'results.json'}, co-trained SNN: {run_dir / 'hybrid'}")
 
 
 def cmd_evaluate(args):
+    from nengoseg import preflight, rundir
+    from nengoseg.config import load_config
+    from nengoseg.errors import ConfigError
+
     if args.engine in ("engine", "nengo-dl"):
         args.set = [*args.set, f"evaluate.engine={args.engine}"]
-    cfg, run_dir = _config_and_run_dir(args)
+    if args.n_steps is not None:
+        if args.n_steps < 1:
+            raise ConfigError(f"--n-steps must be an integer >= 1, got {args.n_steps}")
+        args.set = [*args.set, f"convert.n_steps={args.n_steps}"]
+    cfg = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg["name"]
+    rundir.check_writable(run_dir)
+    _use_trained_preprocessing(cfg, run_dir)
     if args.data:
         cfg["data"]["root"] = args.data
         cfg["data"]["images_dir"] = cfg["data"]["labels_dir"] = None
-    if args.n_steps is not None and args.n_steps < 1:
-        from nengoseg.errors import ConfigError
-
-        raise ConfigError(f"--n-steps must be an integer >= 1, got {args.n_steps}")
     _quiet_tensorflow()
+    preflight.check_resources(cfg, run_dir, preflight.check_config(cfg))
     from nengoseg.experiment_data import load_experiment_data
     from nengoseg.report import write_report
     from nengoseg.snn_stage import evaluate_checkpoint
@@ -105,23 +125,43 @@ def cmd_evaluate(args):
     print(f"results: {run_dir / 'results.json'}")
 
 
+# the data keys that define how inputs are prepared for a trained network
+PREPROCESSING = ("dataset", "normalise", "task", "slice_axis", "size")
+
+
+def _use_trained_preprocessing(cfg, run_dir):
+    """Prepare inputs as the run's ANN was trained (its own record), not as a later edit says."""
+    from nengoseg import rundir
+
+    record = rundir.read_record(run_dir, "ann")
+    if record is None:
+        return
+    trained = record["provenance"]["config"]["data"]
+    for key in PREPROCESSING:
+        if cfg["data"][key] != trained[key]:
+            print(f"nengoseg: note: data.{key}={trained[key]!r} as the run's ANN was trained "
+                  f"(the config says {cfg['data'][key]!r})", file=sys.stderr)
+            cfg["data"][key] = trained[key]
+
+
 def cmd_deploy(args):
     from nengoseg.loihi.run import check_target
 
     if args.target is not None:
         check_target(args.target)  # a bad or unavailable target fails before any work
-    if args.n_images is not None and args.n_images < 1:
-        from nengoseg.errors import ConfigError
+        args.set = [*args.set, f"loihi.target={args.target}"]
+    if args.n_images is not None:
+        if args.n_images < 1:
+            from nengoseg.errors import ConfigError
 
-        raise ConfigError(f"--n-images must be an integer >= 1, got {args.n_images}")
-    cfg, run_dir = _config_and_run_dir(args)
-    _quiet_tensorflow()
+            raise ConfigError(f"--n-images must be an integer >= 1, got {args.n_images}")
+        args.set = [*args.set, f"loihi.n_images={args.n_images}"]
+    cfg, run_dir, data = _prepare(args, ["ann", "convert", "deploy"],
+                                  ["deploy"] if args.force else ())
     from nengoseg.deploy import deploy_stage
-    from nengoseg.experiment_data import load_experiment_data
     from nengoseg.report import write_report
 
-    data = load_experiment_data(cfg)
-    deploy_stage(cfg, run_dir, data, target=args.target, n_images=args.n_images)
+    deploy_stage(cfg, run_dir, data, force=args.force)
     print(write_report(run_dir))
     print(f"results: {run_dir / 'results.json'} (stage 'loihi'), resource report: "
           f"{run_dir / 'loihi' / 'resources.md'}")
@@ -138,7 +178,7 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _add_config_args(parser):
+def _add_config_args(parser, force=True):
     parser.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
     parser.add_argument(
         "--run-dir", help="run folder for outputs and checkpoints (default: runs/<config name>)"
@@ -150,6 +190,12 @@ def _add_config_args(parser):
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=5 (repeatable)",
     )
+    if force:
+        parser.add_argument(
+            "--force", action="store_true",
+            help="redo finished stages that were made with other settings, and the stages "
+            "after them (without it, such a run stops and names the keys that changed)",
+        )
 
 
 def build_parser():
@@ -161,6 +207,8 @@ def build_parser():
     from nengoseg import __version__
 
     parser.add_argument("--version", action="version", version=f"nengoseg {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
@@ -228,7 +276,7 @@ def build_parser():
         "written by `nengoseg convert`) on the config's evaluation split, or on the "
         "data in --data; writes results.json and report.md in the run folder.",
     )
-    _add_config_args(ev)
+    _add_config_args(ev, force=False)
     ev.add_argument(
         "--engine", choices=("ann", "snn", "engine", "nengo-dl"), default="snn",
         help="what to run: the ANN, or the SNN (snn: with the config's evaluate.engine; "
@@ -280,13 +328,35 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except NengosegError as err:
-        print(f"nengoseg: error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("nengoseg: interrupted; run the same command again to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # every error one line; the traceback behind --debug
+        if args.debug:
+            raise
+        message, status = describe_error(err)
+        print(f"nengoseg: error: {message}", file=sys.stderr)
+        return status
     return 0
+
+
+def describe_error(err):
+    """``(one-line message, exit status)`` for an exception that reached the CLI."""
+    if isinstance(err, NengosegError):
+        return _one_line(str(err)), EXIT_USER_ERROR
+    if isinstance(err, MemoryError) or type(err).__name__ == "ResourceExhaustedError":
+        return ("out of memory"
+                + (f" ({_one_line(str(err))[:160]})" if str(err) else "")
+                + "; use smaller minibatches (train.batch_size, evaluate.minibatch_size, "
+                "cotrain.batch_size), fewer steps or a smaller data.size", EXIT_USER_ERROR)
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}", EXIT_USER_ERROR
+    return (f"internal error {type(err).__name__}: {_one_line(str(err))[:300]} "
+            "(rerun with --debug for the traceback, and please report it)", EXIT_INTERNAL_ERROR)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ resolved config written into a run folder says everything the run used.
 """
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -100,8 +101,18 @@ def _bounds_text(low, high, low_open=False):
     return (" " + " and ".join(parts)) if parts else ""
 
 
+def run_name(default):
+    """A run's name: becomes the folder runs/<name>, so no path separators or '..'."""
+    return Field(
+        default,
+        "a name of letters, digits, '.', '-' and '_' (it names the folder runs/<name>)",
+        lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", v) is not None
+        and ".." not in v,
+    )
+
+
 SCHEMA = {
-    "name": text("experiment"),
+    "name": run_name("experiment"),
     "seed": integer(0, low=0),
     "data": {
         "dataset": choice("hippocampus", "hippocampus", "isbi2012", "airplanes"),
@@ -138,6 +149,8 @@ SCHEMA = {
         "min_lr": number(1e-6, low=0),
         "early_stopping_patience": integer(10, low=1, optional=True),
         "monitor": choice("val_loss", "val_loss", "loss"),
+        # linear learning-rate warm-up over the first epochs (0: none)
+        "warmup_epochs": integer(0, low=0),
     },
     # ANN -> SNN conversion: the fields of nengoseg.convert.ConversionSettings
     # (scale_firing_rates, synapse, n_steps, input_coding, normalise, threshold, ...),

@@ -7,21 +7,21 @@ converted one (`nengoseg.snn_stage.latest_conversion`), rewrites it for nengo-lo
 subset of the evaluation examples on the emulator (or the board), runs the NengoDL
 SNN on the same examples, and writes results stage "loihi" (scores, agreement,
 firing rates, speed, resources, energy), ``RUN/loihi/resources.{md,json}`` and the
-Loihi outputs under ``RUN/predictions/loihi.npz``.
+Loihi outputs under ``RUN/loihi/predictions/loihi.npz``, swapped in together.
 
 The block shapes chosen are kept in resources.json and reused when the same
 conversion is deployed again (the search takes minutes on a U-Net).
 """
 
-import json
 import time
 from pathlib import Path
 
 import nengo_loihi
 import numpy as np
 
-from nengoseg import evaluate, metrics
-from nengoseg.atomic import write_json, write_text
+from nengoseg import evaluate, metrics, rundir
+from nengoseg.atomic import read_json, write_json, write_text
+from nengoseg.errors import DataError
 from nengoseg.loihi import energy, resources
 from nengoseg.loihi.blocks import choose_block_shapes, confirm
 from nengoseg.loihi.errors import LoihiError
@@ -29,11 +29,9 @@ from nengoseg.loihi.rewrite import from_conversion
 from nengoseg.loihi.run import check_target, run_loihi
 from nengoseg.loihi.settings import DeploySettings
 from nengoseg.predictions import save_predictions
-from nengoseg.results import read_results, update_results
+from nengoseg.results import read_results
 
 STAGE = "loihi"
-FOLDER = "loihi"
-COMPLETE_KEYS = ("target", "scores", "agreement_dice", "energy", "resources")
 
 
 def deploy_settings(cfg):
@@ -90,11 +88,14 @@ def build_for_loihi(source, settings, run_dir=None, progress=False):
 def _cached_shapes(run_dir, source, loihi_net):
     if run_dir is None:
         return None
-    path = Path(run_dir) / FOLDER / "resources.json"
+    path = rundir.stage_dir(run_dir, "deploy") / "resources.json"
     if not path.is_file():
         return None
-    saved = json.loads(path.read_text())
-    if saved.get("source") != str(source) or saved.get("source_mtime") != _mtime(source):
+    try:
+        saved = read_json(path, "resource report")
+    except DataError:
+        return None
+    if saved.get("source") != str(source) or saved.get("source_tag") != _source_tag(source):
         return None
     shapes = {}
     for layer in loihi_net.on_chip_layers:
@@ -105,46 +106,47 @@ def _cached_shapes(run_dir, source, loihi_net):
     return shapes
 
 
-def _mtime(source):
+def _source_tag(source):
+    """Which version of a conversion folder this is: its stage id, else its files' times."""
+    record = Path(source) / rundir.RECORD
+    if record.is_file():
+        try:
+            return read_json(record, "stage record").get("id")
+        except DataError:
+            return None
     return max(p.stat().st_mtime for p in Path(source).iterdir())
 
 
-def _complete(run_dir):
-    done = read_results(run_dir)["stages"].get(STAGE) or {}
-    return all(key in done for key in COMPLETE_KEYS) and (
-        Path(run_dir) / FOLDER / "resources.json").is_file()
-
-
-def deploy_stage(cfg, run_dir, data, target=None, n_images=None, verbose=True, reuse=False):
+def deploy_stage(cfg, run_dir, data, verbose=True, force=False):
     """Deploy the run's latest SNN on nengo-loihi and write results stage "loihi".
 
-    ``target`` / ``n_images`` override the config's ``loihi.target`` / ``loihi.n_images``.
-    ``reuse``: keep a complete earlier "loihi" stage (results and resources.json).
-    Returns the stage's payload.
+    The config's ``loihi`` section says the target and the number of examples (the
+    CLI's ``--target`` / ``--n-images`` set them there). A finished deployment of
+    the same network with the same settings is reused; one made otherwise raises
+    `StageChanged` unless ``force``. Returns the stage's payload.
     """
     from nengoseg import convert as nsconvert
     from nengoseg.snn_stage import evaluation_part, latest_conversion, stage_result
 
     run_dir = Path(run_dir)
     settings = deploy_settings(cfg)
-    target = check_target(settings.target if target is None else target)
-    if n_images is not None:
-        settings = DeploySettings(**dict(settings.to_dict(), n_images=n_images))
-    if reuse and _complete(run_dir):
-        if verbose:
-            print(f"deploy: reusing the Loihi results in {run_dir / 'results.json'}")
-        return read_results(run_dir)["stages"][STAGE]
-
+    target = check_target(settings.target)
     source = latest_conversion(run_dir)
+    source_name = "cotrain" if source == rundir.stage_dir(run_dir, "cotrain") else "convert"
+    prov = rundir.provenance(cfg, "deploy", rundir.data_fingerprint(data),
+                             {source_name: rundir.stage_id(run_dir, source_name)})
+    if rundir.check_current(run_dir, "deploy", prov, force) == "current":
+        if verbose:
+            print(f"deploy: reusing the Loihi results in {rundir.stage_dir(run_dir, 'deploy')}")
+        return rundir.read_record(run_dir, "deploy")["results"][STAGE]
+
     say = print if verbose else (lambda *a, **k: None)
     say(f"deploy: {source} on nengo-loihi, target {target!r} "
         f"({'the emulator' if target == 'sim' else 'the board'})")
     started = time.time()
     loihi_net, model = build_for_loihi(source, settings, run_dir, progress=verbose)
     report = resources.resource_report(model, loihi_net)
-    report["source"], report["source_mtime"] = str(source), _mtime(source)
-    write_json(run_dir / FOLDER / "resources.json", report)
-    write_text(run_dir / FOLDER / "resources.md", resources.markdown(report))
+    report["source"], report["source_tag"] = str(source), _source_tag(source)
     tiling_seconds = time.time() - started
     say(f"deploy: built and tiled in {tiling_seconds:.0f} s: "
         f"{report['total']['cores']} cores on {report['chips']} chip(s)")
@@ -174,9 +176,12 @@ def deploy_stage(cfg, run_dir, data, target=None, n_images=None, verbose=True, r
         energy_method=energy.METHOD,
         deploy_settings=dict(settings.to_dict(), target=target),
     )
-    # the positions of these examples among the evaluation examples (for the figures)
-    save_predictions(run_dir, STAGE, result.outputs, indices=rows)
-    update_results(run_dir, STAGE, payload)
+    with rundir.writing_stage(run_dir, "deploy", prov) as new:
+        write_json(new.path / "resources.json", report)
+        write_text(new.path / "resources.md", resources.markdown(report))
+        # the positions of these examples among the evaluation examples (for the figures)
+        save_predictions(new.path, STAGE, result.outputs, indices=rows)
+        new.results[STAGE] = payload
     if verbose:
         print(summary_text(payload, report))
     return payload

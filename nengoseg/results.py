@@ -1,11 +1,13 @@
-"""results.json of a run folder: metrics per stage, timings and versions."""
+"""results.json of a run folder: metrics per stage, timings and versions.
 
-import json
+The stage entries come from the stage records (`nengoseg.rundir`); commands that
+make no stage (``nengoseg evaluate``) keep theirs beside them.
+"""
+
 import platform
 from importlib import metadata
-from pathlib import Path
 
-from nengoseg.atomic import write_json
+from nengoseg import rundir
 
 STACK = ("tensorflow", "keras", "nengo", "nengo-dl", "nengo-loihi", "numpy", "scipy", "nibabel")
 
@@ -21,16 +23,11 @@ def versions():
 
 
 def read_results(run_dir):
-    path = Path(run_dir) / "results.json"
-    if not path.exists():
-        return {"stages": {}}
-    return json.loads(path.read_text())
+    """``{"stages": {entry: payload}}`` for every finished stage and evaluation."""
+    return rundir.read_results(run_dir)
 
 
-def update_results(run_dir, stage, payload):
-    """Set one stage's entry in results.json (written atomically) and return the whole."""
-    results = read_results(run_dir)
-    results.setdefault("stages", {})[stage] = payload
-    results["versions"] = versions()
-    write_json(Path(run_dir) / "results.json", results)
-    return results
+def update_results(run_dir, entry, payload):
+    """Set an entry that belongs to no stage (``evaluate_ann``, ``evaluate_snn``)."""
+    rundir.update_extra(run_dir, entry, payload)
+    return read_results(run_dir)

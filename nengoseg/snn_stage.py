@@ -14,25 +14,21 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg import convert as nsconvert
-from nengoseg import evaluate
+from nengoseg import evaluate, rundir
 from nengoseg.convert import ConversionSettings
 from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples, save_predictions
 from nengoseg.results import read_results, update_results
 
-SNN_DIR = "snn"
-HYBRID_DIR = "hybrid"
-
 
 def latest_conversion(run_dir):
     """The co-trained SNN of a run if there is one, else the converted SNN."""
-    for name in (HYBRID_DIR, SNN_DIR):
-        folder = Path(run_dir) / name
-        if (folder / "conversion.json").is_file():
-            return folder
+    for name in ("cotrain", "convert"):
+        if rundir.finished(run_dir, name):
+            return rundir.stage_dir(run_dir, name)
     raise DataError(
-        f"{run_dir}: no conversion.json in {HYBRID_DIR}/ or {SNN_DIR}/ "
-        "(run `nengoseg convert` or `nengoseg cotrain` first)"
+        f"{run_dir}: no finished conversion in {rundir.stage_dir(run_dir, 'cotrain')} or "
+        f"{rundir.stage_dir(run_dir, 'convert')} (run `nengoseg convert` or `nengoseg cotrain` first)"
     )
 
 
@@ -69,42 +65,55 @@ def load_keras(path):
         raise DataError(f"{path}: not a readable Keras model ({err})") from None
 
 
-def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, reuse=False):
+def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False):
     """Convert the ANN of ``run_dir`` (or ``checkpoint``) and score ANN and SNN.
 
-    ``reuse``: keep a conversion that is already complete in ``run_dir``.
+    A finished conversion made with the same settings from the same ANN is reused;
+    one made otherwise raises `StageChanged` unless ``force``. Returns the results.
     """
-    from nengoseg.train.ann import model_path
-
-    done = read_results(run_dir)["stages"].get("converted_snn")
-    if reuse and done and (Path(run_dir) / SNN_DIR / "conversion.json").is_file():
+    prov = rundir.provenance(cfg, "convert", rundir.data_fingerprint(data),
+                             _source_inputs(run_dir, checkpoint))
+    if rundir.check_current(run_dir, "convert", prov, force) == "current":
         if verbose:
-            print(f"convert: reusing the conversion in {Path(run_dir) / SNN_DIR}")
+            print(f"convert: reusing the conversion in {rundir.stage_dir(run_dir, 'convert')}")
         return read_results(run_dir)
 
-    keras_model = load_keras(checkpoint or model_path(run_dir))
+    keras_model = load_keras(checkpoint or rundir.model_path(run_dir))
     settings = conversion_settings(cfg, data.task)
     calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
     converted = nsconvert.convert(keras_model, settings, calibration_data=calibration)
-    nsconvert.save_conversion(Path(run_dir) / SNN_DIR, keras_model, converted.settings)
     part = evaluation_part(cfg, data)
     ann = nsconvert.run_ann(converted, part.x)
     engine = cfg["evaluate"]["engine"]
     snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
                   engine=engine)
-    stages = {
-        "ann_on_snn_examples": stage_result(data.task, ann, part, converted),
-        "converted_snn": {**stage_result(data.task, snn, part, converted), "engine": engine},
-    }
-    save_examples(run_dir, part)
-    save_predictions(run_dir, "ann_on_snn_examples", ann.outputs)
-    save_snn_predictions(run_dir, "converted_snn", snn, part, data.task, converted.settings.threshold)
-    for name, payload in stages.items():
-        results = update_results(run_dir, name, payload)
+    with rundir.writing_stage(run_dir, "convert", prov) as new:
+        nsconvert.save_conversion(new.path, keras_model, converted.settings)
+        new.results["ann_on_snn_examples"] = stage_result(data.task, ann, part, converted)
+        new.results["converted_snn"] = {**stage_result(data.task, snn, part, converted),
+                                        "engine": engine}
+        save_examples(new.path, part)
+        save_predictions(new.path, "ann_on_snn_examples", ann.outputs)
+        save_snn_predictions(new.path, "converted_snn", snn, part, data.task,
+                             converted.settings.threshold)
     if verbose:
-        for name, payload in stages.items():
+        for name, payload in new.results.items():
             print(f"{name}: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"]))
-    return results
+    return read_results(run_dir)
+
+
+def _source_inputs(run_dir, checkpoint):
+    """What the conversion is made from: the run's ANN stage, or a checkpoint file."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise DataError(f"no Keras model at {path} (--checkpoint)")
+        return {"checkpoint": rundir.file_fingerprint(path)}
+    ann_id = rundir.stage_id(run_dir, "ann")
+    if ann_id is None:
+        raise DataError(f"{run_dir}: no trained ANN in {rundir.stage_dir(run_dir, 'ann')} "
+                        "(run `nengoseg train-ann` first, or pass --checkpoint)")
+    return {"ann": ann_id}
 
 
 SNN_ENGINES = ("engine", "nengo-dl")
@@ -132,7 +141,7 @@ def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True, engine="en
     )
 
 
-def save_snn_predictions(run_dir, stage, result, part, task, threshold):
+def save_snn_predictions(folder, stage, result, part, task, threshold):
     """Save a SNN stage's outputs, with its mean 2D Dice after fewer steps when it has them."""
     extra = {}
     if result.outputs_by_steps and task != "boxes":
@@ -142,7 +151,7 @@ def save_snn_predictions(run_dir, stage, result, part, task, threshold):
             [evaluate.score(task, result.outputs_by_steps[k], part, threshold)["dice_2d_mean"]
              for k in steps]
         )
-    save_predictions(run_dir, stage, result.outputs, **extra)
+    save_predictions(folder, stage, result.outputs, **extra)
 
 
 def stage_result(task, result, part, converted):
@@ -172,16 +181,14 @@ def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=Non
     The results stage is ``evaluate_ann`` or ``evaluate_snn`` (whatever simulated the
     SNN, recorded under the payload's ``engine`` key).
     """
-    from nengoseg.train.ann import model_path
-
     part = evaluation_part(cfg, data)
     if engine == "ann":
-        keras_model = load_keras(checkpoint or model_path(run_dir))
+        keras_model = load_keras(checkpoint or rundir.model_path(run_dir))
         settings = conversion_settings(cfg, data.task)
         converted = nsconvert.convert(keras_model, settings)  # prepared model + readout
         result = nsconvert.run_ann(converted, part.x)
     else:
-        folder = Path(checkpoint) if checkpoint else Path(run_dir) / SNN_DIR
+        folder = Path(checkpoint) if checkpoint else rundir.stage_dir(run_dir, "convert")
         keras_model, settings = nsconvert.load_conversion(folder)
         converted = nsconvert.convert(keras_model, settings)
         simulator = cfg["evaluate"]["engine"] if engine == "snn" else engine

@@ -25,7 +25,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # Reinstall only when the pins or the metadata changed since the last install.
-stamp=.venv/.nengoseg-installed$( [ -n "$extras" ] && echo -test )
+stamp=.venv/.nengoseg-installed
+if [ -n "$extras" ]; then stamp=.venv/.nengoseg-installed-test; fi
 want=$(cat constraints.txt setup.cfg | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing nengoseg$extras with the pinned stack (TensorFlow takes a few minutes the first time)"

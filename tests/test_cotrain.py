@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nengoseg.config import resolve
+from nengoseg.config import load_config, resolve
 from nengoseg.convert import ConversionSettings, convert, load_conversion, run_snn
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConfigError
-from nengoseg.experiment_data import ExperimentData, Part
+from nengoseg.experiment_data import ExperimentData, Part, load_experiment_data
 from nengoseg.neurons import HybridRectifiedLinear, HybridSoftLIF
+from nengoseg.train.ann import adopt_model
 from nengoseg.train.cotrain import (
     Batches,
     compile_cotraining,
@@ -65,11 +66,11 @@ def tiny_config(cotrain=None, convert_=None):
     })
 
 
-def write_ann(run, model):
-    (run / "ann").mkdir(parents=True, exist_ok=True)
+def write_ann(run, model, cfg, data):
+    """The run's ANN stage: ``model``, recorded as trained with ``cfg`` on ``data``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.save(run / "ann" / "model.h5", include_optimizer=False)
+        adopt_model(cfg, run, data, model)
 
 
 def results(run):
@@ -81,9 +82,9 @@ def results(run):
 
 def test_cotraining_lowers_the_spiking_loss_and_the_saved_folder_rebuilds_it(tmp_path, capfd):
     run = tmp_path / "run"
-    write_ann(run, tiny_segmenter())
     cfg = tiny_config({"epochs": 4, "learning_rate": 0.03}, {"scale_firing_rates": 100})
     data = tiny_data()
+    write_ann(run, tiny_segmenter(), cfg, data)
     stage = cotrain_stage(cfg, run, data)
 
     history = json.loads((run / "hybrid" / "history.json").read_text())
@@ -108,7 +109,7 @@ def test_cotraining_lowers_the_spiking_loss_and_the_saved_folder_rebuilds_it(tmp
                               ann.get_layer("c1").get_weights()[0])
     rebuilt = run_snn(convert(keras_model, settings), data.test.x, progress=False)
     np.testing.assert_array_equal(
-        rebuilt.outputs, np.load(run / "predictions" / "hybrid_snn.npz")["outputs"]
+        rebuilt.outputs, np.load(run / "hybrid" / "predictions" / "hybrid_snn.npz")["outputs"]
     )
     assert results(run)["hybrid_snn"]["scores"]["n_slices"] == 4
 
@@ -125,13 +126,13 @@ def _mean_rate(converted, x):
 def test_rate_regularisation_moves_rates_toward_the_target(tmp_path, target):
     run = tmp_path / "run"
     model = tiny_segmenter()
-    write_ann(run, model)
     cfg = tiny_config(
         {"epochs": 3, "rate_target_hz": target, "rate_weight_output": 1.0,
          "rate_weight_hidden": 1.0, "learning_rate": 0.02},
         {"scale_firing_rates": {"c1": 500, "c2": 2000}, "n_steps": 10},
     )
     data = tiny_data()
+    write_ann(run, model, cfg, data)
     before = run_snn(convert(model, ConversionSettings(**cfg["convert"], seed=3)), data.test.x,
                      progress=False).firing_rates_hz
     stage = cotrain_stage(cfg, run, data, verbose=False)
@@ -182,9 +183,10 @@ def nengoseg(*args):
 def test_interrupted_nengoseg_cotrain_resumes_from_its_last_checkpoint(tmp_path):
     run, cfg = tmp_path / "run", tmp_path / "tiny.yaml"
     cfg.write_text(CLI_CONFIG)
-    write_ann(run, tiny_segmenter())
     args = ("cotrain", "--config", str(cfg), "--run-dir", str(run), "--engine", "nengo-dl")
-    state = run / "hybrid" / "checkpoint" / "state.json"
+    resolved = load_config(cfg, ["cotrain.engine=nengo-dl"])
+    write_ann(run, tiny_segmenter(), resolved, load_experiment_data(resolved))
+    state = run / "work" / "hybrid" / "checkpoint" / "state.json"
 
     proc = nengoseg(*args)
     deadline = time.time() + 240
@@ -325,11 +327,11 @@ def test_engine_path_cotrains_and_exports(tmp_path):
     if not hasattr(nengoseg.engine, "trainable_snn"):
         pytest.skip("nengoseg.engine.trainable_snn does not exist yet")
     run = tmp_path / "run"
-    write_ann(run, tiny_segmenter())
     cfg = tiny_config({"engine": "engine", "epochs": 4, "learning_rate": 0.03},
                       {"scale_firing_rates": 100})
     cfg["evaluate"]["engine"] = "engine"
     data = tiny_data()
+    write_ann(run, tiny_segmenter(), cfg, data)
     stage = cotrain_stage(cfg, run, data, verbose=False)
     history = json.loads((run / "hybrid" / "history.json").read_text())
     assert stage["cotrain_engine"] == stage["engine"] == "engine" and stage["epochs_run"] == 4
@@ -340,5 +342,5 @@ def test_engine_path_cotrains_and_exports(tmp_path):
     keras_model, settings = load_conversion(run / "hybrid")
     reference = run_snn(convert(keras_model, settings), data.test.x, progress=False)
     np.testing.assert_allclose(
-        reference.outputs, np.load(run / "predictions" / "hybrid_snn.npz")["outputs"], atol=1e-4
+        reference.outputs, np.load(run / "hybrid" / "predictions" / "hybrid_snn.npz")["outputs"], atol=1e-4
     )

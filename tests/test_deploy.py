@@ -31,6 +31,11 @@ loihi:
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
+    from nengoseg import rundir
+    from nengoseg.config import load_config
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.train.ann import adopt_model
+
     from nengoseg import convert as nc
 
     tmp = tmp_path_factory.mktemp("deploy")
@@ -44,7 +49,14 @@ def run_folder(tmp_path_factory):
     model = tf.keras.Model(x, L.Conv2D(1, 1)(L.Concatenate()([a, c])))
     settings = nc.ConversionSettings(scale_firing_rates=200.0, synapse=0.005, n_steps=10)
     converted = nc.convert(model, settings)
-    nc.save_conversion(run / "snn", model, converted.settings)
+    # the run's ANN and conversion stages, recorded as made with the tiny config
+    cfg = load_config(cfg_path)
+    data = load_experiment_data(cfg)
+    adopt_model(cfg, run, data, model)
+    prov = rundir.provenance(cfg, "convert", rundir.data_fingerprint(data),
+                             {"ann": rundir.stage_id(run, "ann")})
+    with rundir.writing_stage(run, "convert", prov) as new:
+        nc.save_conversion(new.path, model, converted.settings)
     return cfg_path, run
 
 
@@ -65,8 +77,8 @@ def test_deploy_stage_writes_the_loihi_stage(run_folder):
     assert stage["resources"]["cores"] >= 3 and stage["resources"]["chips"] == 1
     assert stage["source"].endswith("snn") and stage["firing_rates_hz"]
     assert (run / "loihi" / "resources.md").read_text().count("|") > 10
-    assert (run / "predictions" / "loihi.npz").is_file()
-    again = deploy_stage(cfg, run, load_experiment_data(cfg), verbose=False, reuse=True)
+    assert (run / "loihi" / "predictions" / "loihi.npz").is_file()
+    again = deploy_stage(cfg, run, load_experiment_data(cfg), verbose=False)
     assert again == json.loads(json.dumps(payload, default=lambda v: v.tolist()))
 
 

@@ -70,7 +70,7 @@ def test_train_improves_dice_and_writes_artefacts(tmp_path):
 def test_resume_after_kill_mid_epoch(tmp_path):
     cfg = write_config(tmp_path, epochs=4, batch=2)
     run = tmp_path / "run"
-    state = run / "ann" / "checkpoint" / "state.json"
+    state = run / "work" / "ann" / "checkpoint" / "state.json"
     proc = nengoseg("train-ann", "--config", str(cfg), "--run-dir", str(run))
     deadline = time.time() + 300
     while not state.exists() and time.time() < deadline and proc.poll() is None:

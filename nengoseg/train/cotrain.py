@@ -89,14 +89,14 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg import convert as nsconvert
-from nengoseg import evaluate, metrics
+from nengoseg import evaluate, metrics, rundir
 from nengoseg.atomic import write_json
+from nengoseg.determinism import seed_everything
 from nengoseg.convert.converter import SETTINGS_FILE
 from nengoseg.convert.layers import SoftLIF
-from nengoseg.errors import ConfigError, ConversionError
+from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.neurons import hybrid_of, swap_to_hybrid
 from nengoseg.predictions import save_examples
-from nengoseg.results import read_results, update_results
 from nengoseg.train import checkpoints
 from nengoseg.train.snn_losses import (
     EpochSummary,
@@ -113,9 +113,7 @@ NOT_AVAILABLE = "engine 'engine' is not available yet, use cotrain.engine: nengo
 
 
 def stage_dir(run_dir):
-    from nengoseg.snn_stage import HYBRID_DIR
-
-    return Path(run_dir) / HYBRID_DIR
+    return rundir.stage_dir(run_dir, "cotrain")
 
 
 # ---------------------------------------------------------------- the engine interface
@@ -237,18 +235,17 @@ def hybrid_network(keras_model, settings, calibration_data=None):
 
 def _source_network(cfg, run_dir, data, checkpoint):
     """``(converted hybrid network, description of its source)`` for the stage."""
-    from nengoseg.snn_stage import SNN_DIR, conversion_settings, load_keras
-    from nengoseg.train.ann import model_path
+    from nengoseg.snn_stage import conversion_settings, load_keras
 
     path = Path(checkpoint) if checkpoint else None
-    snn_dir = Path(run_dir) / SNN_DIR
+    snn_dir = rundir.stage_dir(run_dir, "convert")
     if path is not None and path.is_dir():
         keras_model, settings = nsconvert.load_conversion(path)
         return hybrid_network(keras_model, settings), f"conversion {path}"
     if path is None and (snn_dir / SETTINGS_FILE).is_file():
         keras_model, settings = nsconvert.load_conversion(snn_dir)
         return hybrid_network(keras_model, settings), f"conversion {snn_dir}"
-    path = path or model_path(run_dir)
+    path = path or rundir.model_path(run_dir)
     keras_model = load_keras(path)
     settings = conversion_settings(cfg, data.task)
     calibration = None
@@ -428,7 +425,7 @@ def _check_weights(prepared, weights):
 # ---------------------------------------------------------------- the stage
 
 
-def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
+def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False):
     """Co-train (or resume, or reuse) the SNN of ``cfg`` in ``run_dir``; return its results.
 
     Parameters
@@ -443,22 +440,26 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
         ``RUN/snn/`` if present, else ``RUN/ann/model.h5``).
     verbose : bool
         Progress lines on stdout.
+    force : bool
+        Redo a finished stage that was made with other settings (else `StageChanged`).
 
     Returns
     -------
     dict
         The ``hybrid_snn`` entry written to results.json.
     """
-    from nengoseg.snn_stage import evaluation_part, run_snn, save_snn_predictions, stage_result
+    from nengoseg.snn_stage import evaluation_part
     from nengoseg.train.ann import make_loss
 
     run_dir = Path(run_dir)
-    folder = stage_dir(run_dir)
-    done = read_results(run_dir)["stages"].get(STAGE)
-    if done is not None and (folder / SETTINGS_FILE).is_file():
+    prov = rundir.provenance(cfg, "cotrain", rundir.data_fingerprint(data),
+                             _source_inputs(run_dir, checkpoint))
+    if rundir.check_current(run_dir, "cotrain", prov, force) == "current":
         if verbose:
-            print(f"cotrain: reusing the co-trained SNN in {folder}")
-        return done
+            print(f"cotrain: reusing the co-trained SNN in {stage_dir(run_dir)}")
+        return rundir.read_record(run_dir, "cotrain")["results"][STAGE]
+    folder = rundir.prepare_work(run_dir, "cotrain", prov)
+    seed_everything(cfg["seed"])
 
     ccfg = cfg["cotrain"]
     _engine_factory(ccfg["engine"])  # fail early on an engine that is not there
@@ -519,8 +520,6 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
         weights = snn.trained_weights()
         _check_weights(converted.keras_model, weights)
         model = export_model(converted.keras_model, weights, settings.output_activation)
-        write_json(folder / "history.json", state["history"])
-        nsconvert.save_conversion(folder, model, settings)
 
         part = evaluation_part(cfg, data)
         check_x = part.x[: snn.minibatch_size]
@@ -533,6 +532,41 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
         trained_out = trained_out[:, -settings.window():].mean(axis=1)
     finally:
         snn.close()
+
+    with rundir.writing_stage(run_dir, "cotrain", prov) as new:
+        write_json(new.path / "history.json", state["history"])
+        nsconvert.save_conversion(new.path, model, settings)
+        payload = _score_export(cfg, data, new.path, part, snn, check_x, trained_out, verbose)
+        payload.update(_training_summary(ccfg, state, snn, source, n_steps, n_train))
+        new.results[STAGE] = payload
+    if verbose:
+        print(
+            "hybrid_snn: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"])
+            + f"; mean firing rate {payload.get('mean_firing_rate_hz', 0):.1f} Hz"
+        )
+    return payload
+
+
+def _source_inputs(run_dir, checkpoint):
+    """What co-training starts from: a checkpoint, the conversion, or the ANN."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if path.is_dir():
+            return {"checkpoint": rundir.file_fingerprint(path / "keras_model.h5")
+                    if (path / "keras_model.h5").is_file() else str(path.resolve())}
+        if not path.is_file():
+            raise DataError(f"{path}: no such Keras model or conversion folder (--checkpoint)")
+        return {"checkpoint": rundir.file_fingerprint(path)}
+    for name in ("convert", "ann"):
+        if rundir.finished(run_dir, name):
+            return {name: rundir.stage_id(run_dir, name)}
+    raise DataError(f"{run_dir}: nothing to co-train: no conversion and no trained ANN "
+                    "(run `nengoseg train-ann` and `nengoseg convert` first, or pass --checkpoint)")
+
+
+def _score_export(cfg, data, folder, part, snn, check_x, trained_out, verbose):
+    """Score the exported network rebuilt from ``folder``; check it is what was trained."""
+    from nengoseg.snn_stage import run_snn, save_snn_predictions, stage_result
 
     # score what every later stage sees: the network rebuilt from the saved folder,
     # in the simulator of evaluate.engine (as the converted SNN was scored)
@@ -554,9 +588,15 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
         print(f"cotrain: warning: the rebuilt SNN differs from the trained one by up to {difference:g}")
 
     payload = stage_result(data.task, result, part, rebuilt)
+    payload.update(engine=simulator, export_check_max_abs_diff=difference)
+    save_examples(folder, part)
+    save_snn_predictions(folder, STAGE, result, part, data.task, rebuilt.settings.threshold)
+    return payload
+
+
+def _training_summary(ccfg, state, snn, source, n_steps, n_train):
     epochs_done = state["epochs_done"]
-    payload.update(
-        engine=simulator,
+    return dict(
         cotrain_engine=snn.name,
         source=source,
         epochs_run=epochs_done,
@@ -574,17 +614,7 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True):
             "weight_hidden": ccfg["rate_weight_hidden"],
         },
         history_last={k: v[-1] for k, v in state["history"].items() if v},
-        export_check_max_abs_diff=difference,
     )
-    save_examples(run_dir, part)
-    save_snn_predictions(run_dir, STAGE, result, part, data.task, settings.threshold)
-    update_results(run_dir, STAGE, payload)
-    if verbose:
-        print(
-            "hybrid_snn: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"])
-            + f"; mean firing rate {payload.get('mean_firing_rate_hz', 0):.1f} Hz"
-        )
-    return payload
 
 
 def _fit(snn, cfg, data, n_steps, summary, folder, state, start_epoch, verbose):
