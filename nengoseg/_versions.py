@@ -6,6 +6,7 @@ mismatched install fails in confusing places; this check fails early instead,
 naming the package, the version found and the version needed.
 """
 
+import platform
 from importlib import metadata
 
 # package name -> (human-readable requirement, predicate on the version tuple)
@@ -51,3 +52,18 @@ def check_versions(required=REQUIRED):
             + "\nInstall the pinned stack with `bash scripts/setup.sh` "
             "(or `pip install -c constraints.txt .`)."
         )
+
+
+# the packages whose versions a run records (results.json)
+STACK = ("tensorflow", "keras", "nengo", "nengo-dl", "nengo-loihi", "numpy", "scipy", "nibabel")
+
+
+def versions():
+    """Python's and the stack's installed versions (None for a missing package)."""
+    found = {"python": platform.python_version()}
+    for name in STACK:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found

@@ -326,6 +326,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_tensorflow()  # before anything imports TensorFlow
     try:
         args.func(args)
     except KeyboardInterrupt:

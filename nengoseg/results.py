@@ -4,22 +4,8 @@ The stage entries come from the stage records (`nengoseg.rundir`); commands that
 make no stage (``nengoseg evaluate``) keep theirs beside them.
 """
 
-import platform
-from importlib import metadata
-
 from nengoseg import rundir
-
-STACK = ("tensorflow", "keras", "nengo", "nengo-dl", "nengo-loihi", "numpy", "scipy", "nibabel")
-
-
-def versions():
-    found = {"python": platform.python_version()}
-    for name in STACK:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+from nengoseg._versions import STACK, versions  # noqa: F401  (re-exported)
 
 
 def read_results(run_dir):

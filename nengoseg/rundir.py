@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from nengoseg._versions import versions
 from nengoseg.atomic import read_json, remove_folder, replace_folder, write_json
 from nengoseg.errors import DataError, NengosegError
 
@@ -259,6 +260,9 @@ def prepare_work(run_dir, name, prov):
         except DataError:
             kept = None
         if kept != _normal(prov):
+            if (folder / "checkpoint").exists():
+                print(f"{name}: discarding the unfinished run in {folder} (it was started with "
+                      "other settings or data)", flush=True)
             remove_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
@@ -285,8 +289,6 @@ def read_results(run_dir):
 
 def sync_results(run_dir):
     """Rewrite results.json from the stage records (after a stage was swapped in)."""
-    from nengoseg.results import versions
-
     run_dir = Path(run_dir)
     extra = {}
     path = run_dir / RESULTS

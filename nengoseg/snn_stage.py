@@ -55,14 +55,30 @@ def evaluation_part(cfg, data):
     return part
 
 
-def load_keras(path):
+def load_keras(path, input_shape=None):
+    """A Keras model file; with ``input_shape``, checked to take inputs of that shape."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no Keras model at {path} (train one with `nengoseg train-ann`)")
     try:
-        return tf.keras.models.load_model(path, compile=False)
+        model = tf.keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable Keras model ({err})") from None
+        raise DataError(f"{path}: not a readable Keras model ({' '.join(str(err).split())})") from None
+    check_input_shape(model, input_shape, path)
+    return model
+
+
+def check_input_shape(model, input_shape, source):
+    """A DataError naming ``source`` when the model cannot take inputs of ``input_shape``."""
+    if input_shape is None:
+        return
+    expected = tuple(model.input_shape[1:])
+    if len(expected) != len(input_shape) or any(
+            e is not None and e != int(g) for e, g in zip(expected, input_shape)):
+        raise DataError(
+            f"{source}: the model takes inputs of shape {expected}, the data gives "
+            f"{tuple(input_shape)} (data.size / the model's training config differ)"
+        )
 
 
 def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False):
@@ -78,7 +94,7 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
             print(f"convert: reusing the conversion in {rundir.stage_dir(run_dir, 'convert')}")
         return read_results(run_dir)
 
-    keras_model = load_keras(checkpoint or rundir.model_path(run_dir))
+    keras_model = load_keras(checkpoint or rundir.model_path(run_dir), data.input_shape)
     settings = conversion_settings(cfg, data.task)
     calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
     converted = nsconvert.convert(keras_model, settings, calibration_data=calibration)
@@ -183,13 +199,14 @@ def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=Non
     """
     part = evaluation_part(cfg, data)
     if engine == "ann":
-        keras_model = load_keras(checkpoint or rundir.model_path(run_dir))
+        keras_model = load_keras(checkpoint or rundir.model_path(run_dir), data.input_shape)
         settings = conversion_settings(cfg, data.task)
         converted = nsconvert.convert(keras_model, settings)  # prepared model + readout
         result = nsconvert.run_ann(converted, part.x)
     else:
         folder = Path(checkpoint) if checkpoint else rundir.stage_dir(run_dir, "convert")
         keras_model, settings = nsconvert.load_conversion(folder)
+        check_input_shape(keras_model, data.input_shape, folder)
         converted = nsconvert.convert(keras_model, settings)
         simulator = cfg["evaluate"]["engine"] if engine == "snn" else engine
         result = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], n_steps, verbose,

@@ -347,3 +347,32 @@ def test_error_classes_are_nengoseg_errors():
 
     for cls in (ResourceError, TrainingCollapsed, rundir.StageChanged):
         assert issubclass(cls, NengosegError)
+
+
+def test_resume_after_an_architecture_change_starts_afresh(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    run = tmp_path / "run"
+    state = run / "work" / "ann" / "checkpoint" / "state.json"
+    proc = nengoseg("train-ann", "--config", str(cfg), "--run-dir", str(run),
+                    "--set", "train.epochs=30")
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert state.exists()
+    proc = nengoseg("train-ann", "--config", str(cfg), "--run-dir", str(run),
+                    "--set", "model.options={filters: 6, depth: 2, dropout: 0.0}")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "discarding the unfinished run" in out and "resuming" not in out
+    assert rundir.read_record(run, "ann")["provenance"]["config"]["model"]["options"]["filters"] == 6
+
+
+def test_a_model_for_other_inputs_is_one_line(finished_run, tmp_path, capsys):
+    cfg, run = finished_run
+    status = main("evaluate", "--config", cfg, "--run-dir", tmp_path / "other", "--engine", "ann",
+                  "--checkpoint", run / "ann" / "model.h5", "--set", "data.size=[16,16]")
+    assert status == 2
+    one_line_error(capsys, "model.h5", "(24, 24, 1)", "(16, 16, 1)")
