@@ -171,7 +171,8 @@ def cmd_segment(args):
     _quiet_tensorflow()
     from nengoseg.segment import segment_paths
 
-    segment_paths(args.model, args.input, args.output, engine=args.engine, overwrite=args.overwrite)
+    segment_paths(args.model, args.input, args.output, engine=args.engine,
+                  overwrite=args.overwrite, skip_existing=args.skip_existing, overlap=args.overlap)
 
 
 def _quiet_tensorflow():
@@ -306,9 +307,13 @@ def build_parser():
     seg = commands.add_parser(
         "segment",
         help="segment NIfTI volumes with a trained run",
-        description="Predict a whole volume slice by slice and write a uint8 NIfTI mask "
-        "with the input's affine and header. INPUT may be a folder of volumes; OUTPUT is "
-        "then a folder. Existing outputs are never replaced without --overwrite.",
+        description="Predict a whole volume slice by slice, with overlapping tiles of the "
+        "training size (volumes of any size, nothing cropped), prepared as the run's ANN was "
+        "trained, and write a uint8 NIfTI mask with the input's shape, affine and header "
+        "(marked 'nengoseg mask' in its descrip). INPUT may be a folder of volumes; OUTPUT is "
+        "then a folder (created if missing): every file is tried and failures are listed at "
+        "the end. Outputs are never written into data folders, and only masks nengoseg wrote "
+        "are ever replaced (--overwrite) or kept (--skip-existing).",
     )
     seg.add_argument("input", metavar="INPUT", help="a .nii/.nii.gz volume or a folder of them")
     seg.add_argument("output", metavar="OUTPUT", help="the mask file (or folder) to write")
@@ -318,7 +323,13 @@ def build_parser():
         help="ann: the Keras network; snn: the co-trained (else converted) spiking network in "
         "NengoDL; loihi: the Loihi emulator (default: ann)",
     )
-    seg.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing = seg.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace existing masks that nengoseg wrote (never other files)")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="keep existing masks this engine and model wrote (resume a folder)")
+    seg.add_argument("--overlap", type=float, default=0.5, metavar="FRACTION",
+                     help="overlap of neighbouring tiles, 0 <= FRACTION < 1 (default: 0.5)")
     seg.set_defaults(func=cmd_segment)
     return parser
 
