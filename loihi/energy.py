@@ -4,8 +4,10 @@ Loihi: every spike of a neuron costs one synaptic operation per synapse it drive
 (its fan-out, counted on the exact connection matrices) at
 `limits.LOIHI_ENERGY_PER_SYNOP`, and every neuron (compartment) costs one update
 per time step at `limits.LOIHI_ENERGY_PER_NEURON_UPDATE` (Davies et al. 2018, as
-KerasSpiking's ModelEnergy counts them). The input spikes sent to the chip count
-as synaptic operations of the input layer. Static power and host I/O are left out.
+KerasSpiking's ModelEnergy counts them; ``tests/test_loihi_limits.py`` checks the
+figures against its device table and the sum against its formula). The input
+spikes sent to the chip count as synaptic operations of the input layer. Static
+power and host I/O are left out.
 
 ANN: one multiply-accumulate per weight use, at `limits.ANN_ENERGY_PER_MAC`
 (45 nm, Horowitz 2014). SNN rows without per-neuron counts (the NengoDL runs in

@@ -1,9 +1,13 @@
 """Loihi 1 hardware limits and published energy figures, in one place.
 
-The per-core limits are those nengo-loihi 1.1 validates (``nengo_loihi.block``);
-a test checks that they agree. Energy figures are the ones KerasSpiking's
-``ModelEnergy`` uses for its "loihi" device (a test checks that too), and a 45 nm
-multiply-accumulate for the ANN (``shared/DESIGN.md``).
+The per-core limits are those nengo-loihi 1.1 validates and splits by
+(``nengo_loihi.block``, used by ``nengo_loihi.builder.validate`` and
+``split_blocks``), the weight width its widest ``SynapseConfig``, the cores per
+chip its allocators' limit, and one spike per step what its Loihi neuron models
+emit. Energy figures are the ones KerasSpiking's ``ModelEnergy`` uses for its
+"loihi" device, and a 45 nm multiply-accumulate for the ANN (``shared/DESIGN.md``).
+``tests/test_loihi_limits.py`` checks each of these against nengo-loihi and
+KerasSpiking.
 """
 
 # ---- one neuron core

@@ -14,13 +14,13 @@ would send every spike off chip); the board reports only the readout layers.
 """
 
 import dataclasses
-import sys
 import time
 from typing import Optional
 
 import nengo
 import nengo_loihi
 import numpy as np
+from tqdm.auto import tqdm
 
 from nengoseg.errors import DataError
 from nengoseg.loihi.build import block_neurons
@@ -100,7 +100,9 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     """Present each image of ``x`` for ``n_steps`` steps and read the output.
 
     Returns a `LoihiResult`. ``simulator``: reuse an open one made by
-    `make_simulator` (it is not closed here); ``fast_routing``: see `make_simulator`.
+    `make_simulator` (it is not closed here); ``fast_routing``: see `make_simulator`;
+    ``progress``: a tqdm bar of the steps run (images x ``n_steps``, settling not
+    counted), with the time left, on stderr where stderr is a terminal.
     """
     s = loihi_net.settings
     n_steps = s.n_steps if n_steps is None else int(n_steps)
@@ -119,6 +121,8 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     inputs = [layer.name for layer in loihi_net.layers.values() if not layer.on_chip]
     input_counts = {name: np.zeros(loihi_net.coder.n) for name in inputs}
     outputs, run_seconds = [], 0.0
+    bar = tqdm(total=len(x) * n_steps, desc=f"Loihi ({sim.target})", unit="step", leave=False,
+               disable=None if progress else True, dynamic_ncols=True)
     try:
         for i, image in enumerate(x):
             if emulator is not None:
@@ -138,10 +142,9 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
             outputs.append(_read(loihi_net, sim, window))
             if emulator is not None:
                 _add_counts(counts, sim.model, emulator, before, layers)
-            if progress:
-                print(f"Loihi ({sim.target}): {i + 1}/{len(x)} images, {n_steps} steps, "
-                      f"{run_seconds:.1f} s", file=sys.stderr, flush=True)
+            bar.update(n_steps)
     finally:
+        bar.close()
         if simulator is None:
             sim.close()
     outputs = np.stack(outputs).astype(np.float32)

@@ -1,10 +1,11 @@
 """Hybrid spiking neurons: spikes in the forward pass, rate gradients backward.
 
-Hybrid ANN-SNN co-training (Yue et al., sections 2.2 and 3.1) fine-tunes a
-converted spiking network with alternating passes: the forward pass is an SNN
-inference over ``n_steps`` (spike trains through the synapses), the backward
-pass uses the gradient of the matching rate neuron. LocNet uses *hybrid soft
-LIF* neurons, the CAE *hybrid rectified linear* neurons. This module provides
+Hybrid ANN-SNN co-training (Baltes, Abujahar, Yue, Smith and Liu, "Joint ANN-SNN
+co-training for object localization and image segmentation", sections 2.2 and
+3.1) fine-tunes a converted spiking network with alternating passes: the forward
+pass is an SNN inference over ``n_steps`` (spike trains through the synapses),
+the backward pass uses the gradient of the matching rate neuron. LocNet uses
+*hybrid soft LIF* neurons, the CAE *hybrid rectified linear* neurons. This module provides
 both as Nengo neuron types, with NengoDL builders.
 
 Why NengoDL needs new builders

@@ -122,13 +122,15 @@ def _mean_rate(converted, x):
     return run_snn(converted, x, progress=False, minibatch_size=4)
 
 
+@pytest.mark.parametrize("engine", ["nengo-dl", "engine"])
 @pytest.mark.parametrize("target", [200.0, 10.0], ids=["up", "down"])
-def test_rate_regularisation_moves_rates_toward_the_target(tmp_path, target):
+def test_rate_regularisation_moves_rates_toward_the_target(tmp_path, target, engine):
+    """Both co-training engines; the rates after are scored by NengoDL, the reference."""
     run = tmp_path / "run"
     model = tiny_segmenter()
     cfg = tiny_config(
         {"epochs": 3, "rate_target_hz": target, "rate_weight_output": 1.0,
-         "rate_weight_hidden": 1.0, "learning_rate": 0.02},
+         "rate_weight_hidden": 1.0, "learning_rate": 0.02, "engine": engine},
         {"scale_firing_rates": {"c1": 500, "c2": 2000}, "n_steps": 10},
     )
     data = tiny_data()
@@ -137,6 +139,7 @@ def test_rate_regularisation_moves_rates_toward_the_target(tmp_path, target):
                      progress=False).firing_rates_hz
     stage = cotrain_stage(cfg, run, data, verbose=False)
     after = stage["firing_rates_hz"]
+    assert stage["cotrain_engine"] == engine and stage["engine"] == "nengo-dl"
     for layer in ("c1", "c2"):
         assert 20 < before[layer] < 120  # starts near 50 Hz
         assert abs(after[layer] - target) < 0.8 * abs(before[layer] - target), (layer, before, after)
@@ -305,19 +308,26 @@ def test_readout_loss_and_rate_regularisation_values():
     assert float(target(np.zeros((1, 1, 1)), spikes / 0.5)) == pytest.approx(0.0)
 
 
-def test_engine_not_there_yet_is_a_config_error(tmp_path):
-    import importlib.util
+def test_unknown_or_missing_engine_is_a_config_error(tmp_path, monkeypatch):
+    """An engine name that is not allowed, and an ``engine`` that is not importable or
+    has no ``trainable_snn``, stop the stage with a ConfigError before any training."""
+    import nengoseg.engine
 
-    if importlib.util.find_spec("nengoseg.engine") is not None:
-        import nengoseg.engine
-
-        if hasattr(nengoseg.engine, "trainable_snn"):
-            pytest.skip("nengoseg.engine.trainable_snn exists")
-    cfg = tiny_config({"engine": "engine"})
-    with pytest.raises(ConfigError, match="use cotrain.engine: nengo-dl"):
-        cotrain_stage(cfg, tmp_path / "run", tiny_data(), verbose=False)
     with pytest.raises(ConfigError, match="cotrain.engine='fast' is not allowed"):
         _engine_factory("fast")
+    assert _engine_factory("engine") is nengoseg.engine.trainable_snn
+
+    run = tmp_path / "run"
+    data = tiny_data()
+    cfg = tiny_config({"engine": "engine"})
+    write_ann(run, tiny_segmenter(), cfg, data)
+    monkeypatch.delattr(nengoseg.engine, "trainable_snn")
+    with pytest.raises(ConfigError, match="use cotrain.engine: nengo-dl.*no trainable_snn"):
+        cotrain_stage(cfg, run, data, verbose=False)
+    monkeypatch.setitem(sys.modules, "nengoseg.engine", None)  # the package cannot be imported
+    with pytest.raises(ConfigError, match="use cotrain.engine: nengo-dl$"):
+        cotrain_stage(cfg, run, data, verbose=False)
+    assert not (run / "hybrid").exists()
 
 
 def test_engine_path_cotrains_and_exports(tmp_path):

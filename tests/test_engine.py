@@ -8,6 +8,8 @@ of the masks to within 0.005. A network co-trained by the engine must score the
 same when rebuilt from its saved conversion and simulated by NengoDL.
 """
 
+import dataclasses
+
 import nengo_dl
 import numpy as np
 import pytest
@@ -227,3 +229,69 @@ def test_snn_stage_scores_with_the_engine_or_nengo_dl():
         np.testing.assert_allclose(early, by_nengo_dl.outputs_by_steps[k], atol=1e-5)
     with pytest.raises(ConfigError, match="evaluate.engine='fast' is not allowed"):
         run_snn(converted, x, 2, verbose=False, engine="fast")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(input_coding="poisson", signed=True),  # ReLU, ternary Poisson input spikes
+        dict(neuron_model="loihi", soft_lif=True, scale=1000.0),  # LoihiSpikingReLU, LoihiLIF
+    ],
+    ids=["relu-poisson-ternary", "loihi-lif"],
+)
+def test_engine_cotraining_forward_pass_is_the_spiking_run_bit_for_bit(tmp_path, options):
+    """The co-training model's forward pass (training mode: hybrid neurons, differentiable
+    synapses) is the spiking network: after training steps, its readout equals, bit for
+    bit, the inference engine's run of the network rebuilt from the saved conversion (as
+    NengoDL's co-training is checked in test_cotrain.py), and its rate outputs (what rate
+    regularisation sees) are that run's firing rates."""
+    options = dict(options)
+    soft_lif = options.pop("soft_lif", False)
+    signed = options.pop("signed", False)
+    scale = options.pop("scale", 100.0)
+    model = every_layer_net(soft_lif)
+    settings = nsconvert.ConversionSettings(scale_firing_rates=scale, n_steps=N_STEPS,
+                                            synapse=0.005, **options)
+    hybrid = hybrid_network(model, settings)
+    batch, n = 3, 6
+    snn = make_trainable("engine", hybrid, batch)
+    compile_cotraining(snn, tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                       task_metric("binary"), N_STEPS, 1e-2, rate_target_hz=50.0)
+    x = images(n, signed=signed)
+    s = hybrid.settings
+    rng = np.random.default_rng(7)
+    before = snn.trained_weights()["conv"][0].copy()
+    for _ in range(2):
+        coded = nsconvert.encode_inputs(x[:batch], N_STEPS, s.input_coding, s.dt, s.input_rate_hz, rng)
+        targets = {snn.output_name: labels(x[:batch]).reshape(batch, 1, -1)}
+        targets.update({k: np.zeros((batch, 1, 1), np.float32) for k in snn.rate_names.values()})
+        snn.keras_model.train_on_batch(snn.model_inputs(coded), targets)
+    assert not np.array_equal(snn.trained_weights()["conv"][0], before)
+
+    # the training model's forward pass, inputs coded as run_engine / run_snn code them
+    rng = np.random.default_rng(s.seed)
+    readout, rates = [], {name: 0.0 for name in snn.rate_names}
+    for first in range(0, n, batch):
+        coded = nsconvert.encode_inputs(x[first : first + batch], N_STEPS, s.input_coding, s.dt,
+                                        s.input_rate_hz, rng)
+        out = snn.keras_model(snn.model_inputs(coded), training=True)
+        readout.append(np.asarray(out[snn.output_name]).reshape(batch, -1))
+        for name, key in snn.rate_names.items():
+            amplitude = hybrid.neuron_probes[name].target.ensemble.neuron_type.amplitude
+            rates[name] += float(np.asarray(out[key], np.float64).mean(axis=(1, 2)).sum()) / (
+                amplitude * n)
+    readout = np.concatenate(readout)
+
+    exported = export_model(hybrid.keras_model, snn.trained_weights(), s.output_activation)
+    nsconvert.save_conversion(tmp_path, exported, hybrid.settings)
+    rebuilt = nsconvert.convert(*nsconvert.load_conversion(tmp_path))
+    spiking = run_engine(rebuilt.keras_model, converted=rebuilt, x=x, minibatch_size=batch,
+                         progress=False)
+    np.testing.assert_array_equal(readout, spiking.outputs.reshape(n, -1))
+    assert rates == pytest.approx(spiking.firing_rates_hz, rel=1e-5)
+    assert sum(r > 0 for r in rates.values()) >= 4, rates
+    # and it is spiking: the same weights with rate neurons read out something else
+    rate_net = nsconvert.convert(exported, dataclasses.replace(hybrid.settings, spiking=False))
+    by_rates = run_engine(rate_net.keras_model, converted=rate_net, x=x, minibatch_size=batch,
+                          progress=False)
+    assert np.abs(by_rates.outputs - spiking.outputs).max() > 1e-2

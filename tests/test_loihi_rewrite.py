@@ -121,7 +121,12 @@ def test_fast_spike_routing_is_nengo_loihis_own_sum():
 
 def test_nengo_dl_with_loihi_neurons_predicts_the_emulator():
     """Converted with neuron_model="loihi", the NengoDL network is what the chip runs:
-    per-layer rates and outputs close to the emulator's, closer than Nengo's neurons."""
+    per-layer rates and outputs close to the emulator's, closer than Nengo's neurons.
+
+    Measured here (deterministic: fixed seeds, integer emulator): Loihi's neurons, per-layer
+    rates within 3.3% (0.1-3.3%), outputs within 6.8% (mean absolute difference over the
+    mean magnitude); Nengo's neurons 16-27% and 26%. The bounds leave a margin for other
+    BLAS / TensorFlow builds; README.md quotes the figures."""
     from nengoseg import convert as nsconvert
     from nengoseg.loihi.blocks import choose_block_shapes
     from nengoseg.loihi.rewrite import from_conversion
@@ -141,5 +146,5 @@ def test_nengo_dl_with_loihi_neurons_predicts_the_emulator():
         rel = [abs(chip.firing_rates_hz[k] - v) / v for k, v in nengo_dl_run.firing_rates_hz.items()]
         out = np.abs(chip.outputs - nengo_dl_run.outputs).mean() / np.abs(nengo_dl_run.outputs).mean()
         errors[neuron_model] = (max(rel), out)
-    assert errors["loihi"][0] < 0.15 and errors["loihi"][1] < 0.15, errors
-    assert errors["loihi"][0] < errors["nengo"][0], errors
+    assert errors["loihi"][0] < 0.05 and errors["loihi"][1] < 0.10, errors
+    assert errors["nengo"][0] > 0.10 and errors["nengo"][1] > 0.15, errors  # the contrast

@@ -16,12 +16,11 @@ where ``amplitude`` is the ensemble's (nengo-dl divides it by the layer's
 """
 
 import dataclasses
-import sys
-import time
 from typing import Optional
 
 import nengo_dl
 import numpy as np
+from tqdm.auto import tqdm
 
 from nengoseg.convert.coding import encode_inputs
 from nengoseg.convert.settings import check_int
@@ -78,7 +77,8 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
         Inputs simulated together. Every neuron layer is probed at every step, so
         memory grows with ``minibatch_size * n_steps * neurons``.
     progress : bool
-        Show NengoDL's build bars and one line per minibatch on stderr.
+        Show NengoDL's build bars and a tqdm bar of the inputs simulated, with the
+        time left (on stderr, where it is a terminal).
 
     Returns
     -------
@@ -95,7 +95,6 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
     steps = step_checkpoints(n_steps)
     by_steps = {k: [] for k in steps}
     spikes = {name: 0.0 for name in converted.neuron_probes}
-    start = time.time()
     simulator = nengo_dl.Simulator(
         converted.network,
         dt=settings.dt,
@@ -103,7 +102,9 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
         seed=settings.seed,
         progress_bar=progress,
     )
-    with simulator as sim:
+    bar = tqdm(total=len(x), desc=f"SNN ({n_steps} steps)", unit="input", leave=False,
+               disable=None if progress else True, dynamic_ncols=True)
+    with simulator as sim, bar:
         for first in range(0, len(x), batch):
             real = x[first : first + batch]
             coded = encode_inputs(
@@ -117,10 +118,7 @@ def run_snn(converted, x, n_steps=None, minibatch_size=16, progress=True):
             for name, probe in converted.neuron_probes.items():
                 amplitude = probe.target.ensemble.neuron_type.amplitude
                 spikes[name] += data[probe][: len(real)].mean(axis=(1, 2)).sum() / amplitude
-            if progress:
-                done = first + len(real)
-                print(f"SNN: {done}/{len(x)} inputs, {n_steps} steps, {time.time() - start:.1f} s",
-                      file=sys.stderr, flush=True)
+            bar.update(len(real))
     rates = {name: float(total / len(x)) for name, total in spikes.items()}
     shape = (len(x),) + converted.output_shape
     outputs = np.concatenate(outputs).reshape(shape)

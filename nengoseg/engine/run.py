@@ -1,9 +1,7 @@
 """Build, run and train the engine: `build_engine`, `run_engine`, `engine_training_model`."""
 
-import sys
-import time
-
 import numpy as np
+from tqdm.auto import tqdm
 
 from nengoseg.convert.coding import encode_inputs
 from nengoseg.convert.settings import check_int
@@ -99,6 +97,9 @@ def run_engine(keras_model, settings=None, x=None, minibatch_size=16, n_steps=No
         steps (spiking neurons; rate neurons give their output integrated over time
         in units of spikes).
 
+    ``progress``: a tqdm bar of the inputs done, with the time left, on stderr where
+    stderr is a terminal (nothing otherwise).
+
     ``chunk_images``: the steps are simulated in chunks of about this many images
     (steps x minibatch), see `SpikingEngine`; None: all steps at once.
     """
@@ -119,30 +120,28 @@ def run_engine(keras_model, settings=None, x=None, minibatch_size=16, n_steps=No
     outputs = []
     rate_sums = {name: 0.0 for name in plan.neuron_layers}
     counts = {name: [] for name in plan.neuron_layers}
-    start = time.time()
-    for first in range(0, len(x), batch):
-        real = x[first : first + batch]
-        if constant:
-            data = real
-        else:
-            data = encode_inputs(real, n_steps, settings.input_coding, settings.dt,
-                                 settings.input_rate_hz, rng)
-        result = engine.predict_on_batch(data)
-        outputs.append(np.asarray(result["readout"]))
-        series = np.asarray(result["steps"])
-        for k, early in outputs_over_time(series, settings, steps).items():
-            by_steps[k].append(early)
-        for name in rate_sums:
-            rates = np.asarray(result[f"rate_{name}"], np.float64)
-            rate_sums[name] += rates.mean(axis=1).sum()
-            if return_counts:
-                integral = rates * (n_steps * settings.dt)
-                spiking = plan.neuron_layers[name].spiking
-                counts[name].append(np.rint(integral) if spiking else integral)
-        if progress:
-            done = first + len(real)
-            print(f"engine: {done}/{len(x)} inputs, {n_steps} steps, {time.time() - start:.1f} s",
-                  file=sys.stderr, flush=True)
+    with tqdm(total=len(x), desc=f"engine ({n_steps} steps)", unit="input", leave=False,
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        for first in range(0, len(x), batch):
+            real = x[first : first + batch]
+            if constant:
+                data = real
+            else:
+                data = encode_inputs(real, n_steps, settings.input_coding, settings.dt,
+                                     settings.input_rate_hz, rng)
+            result = engine.predict_on_batch(data)
+            outputs.append(np.asarray(result["readout"]))
+            series = np.asarray(result["steps"])
+            for k, early in outputs_over_time(series, settings, steps).items():
+                by_steps[k].append(early)
+            for name in rate_sums:
+                rates = np.asarray(result[f"rate_{name}"], np.float64)
+                rate_sums[name] += rates.mean(axis=1).sum()
+                if return_counts:
+                    integral = rates * (n_steps * settings.dt)
+                    spiking = plan.neuron_layers[name].spiking
+                    counts[name].append(np.rint(integral) if spiking else integral)
+            bar.update(len(real))
     rates = {name: float(total / len(x)) for name, total in rate_sums.items()}
     outputs = np.concatenate(outputs).reshape((len(x),) + plan.output_shape)
     snn = read_out(outputs, settings, rates)

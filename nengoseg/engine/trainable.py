@@ -39,7 +39,7 @@ import tensorflow as tf
 from nengoseg.engine.model import SpikingEngine
 from nengoseg.engine.plan import make_plan
 from nengoseg.errors import DataError
-from nengoseg.train.cotrain import TrainableSNN
+from nengoseg.train.trainable import TrainableSNN
 
 OUTPUT_NAME = "output"
 

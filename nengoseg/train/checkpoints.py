@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
+from tqdm.auto import tqdm
 
-from nengoseg.atomic import atomic_path, write_json
+from nengoseg.atomic import atomic_path, read_json, write_json
+from nengoseg.errors import DataError
 
 STATE = "state.json"
 TF_PREFIX = "variables"
@@ -25,8 +27,75 @@ CALLBACK_FIELDS = ("best", "wait", "cooldown_counter", "best_epoch")
 
 
 def read_state(folder):
+    """The training state of a checkpoint folder, or None when it has none yet.
+
+    A state.json that is damaged (truncated, not UTF-8, not a JSON object) or whose
+    fields have the wrong type is a DataError naming the file (and the key) and the
+    folder to delete to start the training over.
+    """
     path = Path(folder) / STATE
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists() and not path.is_symlink():
+        return None
+    again = f"delete {Path(folder).parent} to start this training over"
+    try:
+        state = read_json(path, "training state")
+    except RecursionError:
+        raise DataError(f"{path}: the training state is nested too deeply; {again}") from None
+    except DataError as err:
+        raise DataError(f"{err}; {again}") from None
+    for key, (check, allowed) in _STATE_FIELDS.items():
+        if key not in state:
+            if key in _OPTIONAL_STATE_FIELDS:
+                continue
+            raise DataError(f"{path}: the training state has no '{key}'; {again}")
+        if not check(state[key]):
+            raise DataError(
+                f"{path}: bad value {_short(state[key])} for '{key}' in the training state "
+                f"(allowed: {allowed}); {again}"
+            )
+    for key, values in state["history"].items():
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise DataError(
+                f"{path}: bad value {_short(values)} for 'history.{key}' in the training "
+                f"state (allowed: a list of numbers); {again}"
+            )
+    for name, fields in state["callbacks"].items():
+        bad = [f for f, v in fields.items() if not (v is None or _is_number(v))] if isinstance(
+            fields, dict) else None
+        if bad is None or bad:
+            where = f"callbacks.{name}" + (f".{bad[0]}" if bad else "")
+            value = fields[bad[0]] if bad else fields
+            raise DataError(
+                f"{path}: bad value {_short(value)} for '{where}' in the training state "
+                f"(allowed: {'a number or null' if bad else 'a mapping of counters'}); {again}"
+            )
+    return state
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _short(value):
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# the fields of state.json that training and resuming read: key -> (check, allowed)
+_STATE_FIELDS = {
+    "epochs_done": (_is_count, "an integer >= 0"),
+    "history": (lambda v: isinstance(v, dict), "a mapping of metric: list of numbers"),
+    "best": (lambda v: v is None or _is_number(v), "a number or null"),
+    "callbacks": (lambda v: isinstance(v, dict), "a mapping of callback: counters"),
+    "train_seconds": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "best_epoch": (lambda v: v is None or _is_count(v), "an integer >= 0 or null"),
+    "finished": (lambda v: isinstance(v, bool), "true or false"),
+}
+_OPTIONAL_STATE_FIELDS = ("best_epoch", "finished")
 
 
 def restore(folder, model, optimizer):
@@ -112,29 +181,75 @@ def _plain(value):
 
 
 class Progress(tf.keras.callbacks.Callback):
-    """One line per epoch and a few per epoch for batches, readable in logs and CI."""
+    """Training progress: tqdm bars with ETA on a terminal, one line per epoch always.
 
-    def __init__(self, epochs, lines_per_epoch=4, stream=sys.stdout):
+    On a terminal, two bars on stderr: epochs (with the time left) and the batches
+    of the current epoch (with its time left and the running metrics). Where
+    stderr is not a terminal (CI logs, pipes, notebooks without widgets) the bars
+    are off (tqdm's ``disable=None``). Either way each finished epoch writes one
+    line to ``stream`` (default: ``sys.stdout`` at that moment, so pytest and
+    notebooks that redirect stdout see it)::
+
+        epoch 3/20 (4.1 s, ETA 01:10) loss=0.3127 dice=0.6911 val_loss=0.3342 ...
+
+    ``_metrics`` picks what goes on the line; subclasses narrow it.
+    """
+
+    def __init__(self, epochs, stream=None):
         super().__init__()
         self.epochs = epochs
-        self.lines_per_epoch = lines_per_epoch
         self.stream = stream
+        self._epoch_bar = None
+        self._batch_bar = None
+
+    def _metrics(self, logs):
+        return {k: v for k, v in (logs or {}).items() if k not in ("batch", "size")}
+
+    @staticmethod
+    def _format(metrics):
+        return " ".join(f"{k}={float(v):.4g}" for k, v in metrics.items())
+
+    def on_train_begin(self, logs=None):
+        self._close()
+        self._first_epoch = None
+        self._train_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._epoch_bar is None:  # the first epoch of this fit (later after a resume)
+            self._first_epoch = epoch
+            self._train_start = time.perf_counter()
+            self._epoch_bar = tqdm(total=self.epochs, initial=epoch, desc="epochs", unit="epoch",
+                                   disable=None, dynamic_ncols=True)
         self.epoch = epoch
         self.start = time.perf_counter()
-        steps = self.params.get("steps") or 1
-        self.every = max(1, steps // self.lines_per_epoch)
+        self._batch_bar = tqdm(total=self.params.get("steps"), desc=f"epoch {epoch + 1}/{self.epochs}",
+                               unit="batch", leave=False, disable=None, dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        steps = self.params.get("steps") or 0
-        if (batch + 1) % self.every == 0 and batch + 1 < steps:
-            self._print(f"  epoch {self.epoch + 1}/{self.epochs} batch {batch + 1}/{steps}", logs)
+        if self._batch_bar is not None:
+            self._batch_bar.set_postfix_str(self._format(self._metrics(logs)), refresh=False)
+            self._batch_bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        took = time.perf_counter() - self.start
-        self._print(f"epoch {epoch + 1}/{self.epochs} ({took:.1f} s)", logs)
+        now = time.perf_counter()
+        took = now - self.start
+        done = epoch + 1 - self._first_epoch
+        left = (now - self._train_start) / max(1, done) * max(0, self.epochs - epoch - 1)
+        metrics = self._format(self._metrics(logs))
+        if self._batch_bar is not None:
+            self._batch_bar.close()
+            self._batch_bar = None
+        tqdm.write(f"epoch {epoch + 1}/{self.epochs} ({took:.1f} s, ETA {tqdm.format_interval(left)}) "
+                   f"{metrics}".rstrip(), file=self.stream or sys.stdout)
+        (self.stream or sys.stdout).flush()
+        self._epoch_bar.set_postfix_str(metrics, refresh=False)
+        self._epoch_bar.update(1)
 
-    def _print(self, head, logs):
-        items = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if k != "batch" and k != "size")
-        print(f"{head} {items}", file=self.stream, flush=True)
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        for bar in (self._batch_bar, self._epoch_bar):
+            if bar is not None:
+                bar.close()
+        self._batch_bar = self._epoch_bar = None

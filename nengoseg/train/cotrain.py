@@ -77,12 +77,10 @@ the neurons): the losses and metrics of `nengoseg.train.snn_losses` give the sam
 values for those.
 """
 
-import abc
 import dataclasses
 import importlib
 import itertools
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +96,7 @@ from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.neurons import hybrid_of, swap_to_hybrid
 from nengoseg.predictions import save_examples
 from nengoseg.train import checkpoints
+from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' interface)
 from nengoseg.train.snn_losses import (
     EpochSummary,
     FiringRate,
@@ -116,69 +115,7 @@ def stage_dir(run_dir):
     return rundir.stage_dir(run_dir, "cotrain")
 
 
-# ---------------------------------------------------------------- the engine interface
-
-
-class TrainableSNN(abc.ABC):
-    """A converted spiking network made trainable by one engine.
-
-    Attributes an engine sets: ``name`` (the ``cotrain.engine`` value),
-    ``converted`` (the `nengoseg.convert.ConvertedNetwork` with hybrid neurons),
-    ``minibatch_size`` (every batch has exactly this many examples),
-    ``output_name`` (the Keras output / loss key of the network output) and
-    ``rate_names`` (``{keras_layer_name: output key}`` of each neuron layer, in
-    the order of ``converted.neuron_probes``). Outputs are ``(batch, n_steps, ...)``:
-    the network output in its own units, neuron outputs as NengoDL probes them
-    (``amplitude / dt`` at a spike).
-    """
-
-    name = ""
-
-    @property
-    @abc.abstractmethod
-    def keras_model(self):
-        """The `tf.keras.Model` that ``fit`` trains and the checkpoints save."""
-
-    @abc.abstractmethod
-    def model_inputs(self, coded):
-        """The model's input for coded inputs ``(batch, n_steps, n_in)`` (`encode_inputs`)."""
-
-    @abc.abstractmethod
-    def predict(self, coded):
-        """Network output ``(batch, n_steps, ...)`` for coded inputs, without training."""
-
-    @abc.abstractmethod
-    def trained_weights(self):
-        """``{layer_name: [arrays]}``: trained values in the layout of ``converted.keras_model``.
-
-        Every trainable parameter must be included; layers left out keep their weights.
-        """
-
-    @property
-    def trainer(self):
-        """What ``compile`` and ``fit`` call: the Keras model (NengoDL: its Simulator)."""
-        return self.keras_model
-
-    def compile(self, optimizer, loss, metrics, loss_weights):
-        self.trainer.compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights
-        )
-
-    def fit(self, train, validation, epochs, initial_epoch, callbacks):
-        """Keras ``fit`` on `Batches` generators (``validation`` may be None)."""
-        return self.trainer.fit(
-            iter(train),
-            steps_per_epoch=len(train),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            validation_data=iter(validation) if validation is not None else None,
-            validation_steps=len(validation) if validation is not None else None,
-            callbacks=callbacks,
-            verbose=0,
-        )
-
-    def close(self):
-        """Release the engine's resources."""
+# ---------------------------------------------------------------- the engines
 
 
 def make_trainable(engine, converted, minibatch_size):
@@ -364,16 +301,18 @@ def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_targ
 
 
 class _Progress(checkpoints.Progress):
-    """`checkpoints.Progress` showing only the summary keys (not every layer's rate)."""
+    """`checkpoints.Progress` (tqdm bars on a terminal, one line per epoch always)
+    showing only the summary keys (not every layer's rate)."""
 
     def __init__(self, epochs, keys):
-        # the stream of now, not of import time (pytest, notebooks redirect stdout)
-        super().__init__(epochs, stream=sys.stdout)
+        # stream None: the sys.stdout of each epoch's end, not of now (pytest and
+        # notebooks redirect stdout)
+        super().__init__(epochs)
         self.keys = keys
 
-    def _print(self, head, logs):
+    def _metrics(self, logs):
         logs = logs or {}
-        super()._print(head, {k: logs[k] for k in self.keys if k in logs})
+        return {k: logs[k] for k in self.keys if k in logs}
 
 
 # ---------------------------------------------------------------- export

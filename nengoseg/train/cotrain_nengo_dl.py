@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from nengoseg.convert.layers import SoftLIF  # noqa: F401  (registers the converters)
 from nengoseg.errors import ConversionError
-from nengoseg.train.cotrain import TrainableSNN
+from nengoseg.train.trainable import TrainableSNN
 
 OUTPUT_LABEL = "output"
 KERNEL_TRANSFORMS = (nengo.Dense, nengo.Convolution, nengo.transforms.ConvolutionTranspose)
