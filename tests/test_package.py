@@ -75,4 +75,6 @@ def test_atomic_folder_replacement(tmp_path):
             tmp.mkdir()
             (tmp / "state").write_text(str(n))
     assert (folder / "state").read_text() == "2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    # the folder is a link to its one current version; no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".versions", "ckpt"]
+    assert len(list((tmp_path / ".versions").iterdir())) == 1
