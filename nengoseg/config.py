@@ -7,6 +7,7 @@ resolved config written into a run folder says everything the run used.
 """
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,17 +278,154 @@ def apply_overrides(raw, overrides):
 
 
 def load_config(path, overrides=()):
-    """Read, check and resolve a YAML config file, with ``KEY=VALUE`` overrides."""
+    """Read, check and resolve a YAML config file, with ``KEY=VALUE`` overrides.
+
+    Every problem is a one-line ConfigError naming the file: unreadable, not UTF-8,
+    not valid YAML (with the line and column), not a mapping, keys that are not text,
+    aliases that expand too far or into themselves, unknown keys, bad values
+    (including NaN and infinite numbers anywhere) and bad overrides.
+    """
     path = Path(path)
+    raw = _read_yaml(path)
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: the config must be a mapping of keys (e.g. 'train:'), "
+            f"got {_yaml_kind(raw)} at the top level"
+        )
+    _check_overrides(overrides)
+    raw = apply_overrides(raw, overrides)
+    _check_tree(raw, path)
+    cfg = resolve(raw, source=str(path))
+    _check_finite(cfg, path)
+    return cfg
+
+
+# at most this many values in a config, aliases expanded (a YAML "billion laughs" or an
+# alias inside itself would otherwise expand without end when the config is written out)
+MAX_CONFIG_VALUES = 10_000
+
+
+def _read_yaml(path):
+    """The YAML document in ``path``; a one-line ConfigError for anything unreadable."""
     try:
-        text_ = path.read_text()
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
     try:
-        raw = yaml.safe_load(text_)
+        text_ = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}); "
+            "save the config as UTF-8"
+        ) from None
+    try:
+        return yaml.safe_load(text_)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return resolve(apply_overrides(raw, overrides), source=str(path))
+        raise ConfigError(f"{path}: not valid YAML {_yaml_problem(err, text_)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except Exception as err:  # a YAML tag the constructor refuses (!!int x, a bad date)
+        raise ConfigError(
+            f"{path}: not valid YAML: {_one_line(f'{type(err).__name__}: {err}')}"
+        ) from None
+
+
+def _yaml_problem(err, text_):
+    """``at line L, column C: problem (context)`` of a PyYAML error, on one line."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    if mark is not None:
+        where = f"at line {mark.line + 1}, column {mark.column + 1}"
+    elif getattr(err, "position", None) is not None:  # a ReaderError: a bad character
+        pos = min(err.position, len(text_))
+        column = pos - text_.rfind("\n", 0, pos)
+        where = f"at line {text_.count(chr(10), 0, pos) + 1}, column {column}"
+    else:
+        where = ""
+    problem = getattr(err, "problem", None) or str(err).split("\n")[0]
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and context_mark is not None and context_mark is not mark:
+        context = f"{context} from line {context_mark.line + 1}, column {context_mark.column + 1}"
+    detail = f"{problem} ({context})" if context else problem
+    return _one_line(f"{where}: {detail}" if where else f": {detail}")
+
+
+def _one_line(text_, limit=300):
+    text_ = " ".join(str(text_).split())
+    return text_ if len(text_) <= limit else text_[: limit - 3] + "..."
+
+
+def _yaml_kind(value):
+    kinds = {list: "a list", str: "a string", bool: "true/false", int: "a number",
+             float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _check_overrides(overrides):
+    """A one-line ConfigError for an override whose value is not valid YAML."""
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            continue  # apply_overrides says what is expected
+        try:
+            yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"bad override {item!r}: the value is not valid YAML {_yaml_problem(err, value)}"
+            ) from None
+        except Exception as err:
+            raise ConfigError(
+                f"bad override {item!r}: the value is not valid YAML "
+                f"({_one_line(f'{type(err).__name__}: {err}')})"
+            ) from None
+
+
+def _check_tree(raw, path):
+    """Keys must be text; at most MAX_CONFIG_VALUES values, aliases expanded."""
+    stack, count = [(raw, None)], 0  # (value, where): where is (key, parent's where)
+    while stack:
+        node, where = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{path}: more than {MAX_CONFIG_VALUES} values once YAML aliases (*name) are "
+                "expanded, or an alias inside itself; expected a config without such aliases"
+            )
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    at = f"in '{_dotted(where)}'" if where else "at the top level"
+                    raise ConfigError(
+                        f"{path}: key {key!r:.40} {at} is {_yaml_kind(key)}, not a name; "
+                        "expected text keys (quote it, e.g. 'yes': or '1':)"
+                    )
+                stack.append((value, (key, where)))
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend((value, (i, where)) for i, value in enumerate(node))
+
+
+def _dotted(where):
+    """``train.size[0]`` for the chain ``(0, ("size", ("train", None)))``."""
+    parts = []
+    while where is not None:
+        key, where = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
+
+
+def _check_finite(cfg, path):
+    """A ConfigError naming the key of a NaN or infinite number in the resolved config."""
+    stack = [(cfg, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}" if where else k) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(
+                f"{path}: bad value {node!r} for '{where}' (allowed: a finite number)"
+            )
 
 
 def dump_config(cfg):

@@ -573,17 +573,20 @@ def load_conversion(path):
     """Read what `save_conversion` wrote: ``(keras_model, settings)``.
 
     Rebuild the network with ``convert(keras_model, settings)``. Warns when the
-    installed package versions differ from the recorded ones.
+    installed package versions differ from the recorded ones. A missing, damaged
+    (truncated, not UTF-8, not a JSON object) or inconsistent conversion.json (a key
+    missing, of the wrong type, or a setting not allowed), and a Keras model file
+    that is missing or cannot be read, are DataErrors naming the file (and the key).
     """
     path = Path(path)
     record_file = path / SETTINGS_FILE
     if not record_file.is_file():
         raise DataError(f"{record_file}: no conversion record (written by save_conversion)")
-    record = json.loads(record_file.read_text())
+    record = _read_conversion_record(record_file)
     model_file = path / record.get("keras_model", KERAS_MODEL_FILE)
+    settings = record["settings"]
     if not model_file.is_file():
         raise DataError(f"{model_file}: the Keras model of {record_file} is missing")
-    settings = ConversionSettings.from_dict(record["settings"])
     changed = {
         name: (version, installed_versions().get(name))
         for name, version in settings.versions.items()
@@ -594,4 +597,60 @@ def load_conversion(path):
             f"{record_file} was written with other package versions "
             f"(recorded, installed): {changed}"
         )
-    return tf.keras.models.load_model(model_file, compile=False), settings
+    try:
+        keras_model = tf.keras.models.load_model(model_file, compile=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        # h5py and Keras on a truncated or damaged file
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise DataError(
+            f"{model_file}: cannot read the Keras model of {record_file} ({reason}); "
+            "a truncated or damaged file: redo the conversion"
+        ) from None
+    return keras_model, settings
+
+
+def _read_conversion_record(record_file):
+    """conversion.json checked: ``keras_model`` a file name, ``settings`` valid settings
+    (as a ConversionSettings); a DataError naming the file and the key otherwise."""
+    from nengoseg.atomic import read_json
+    from nengoseg.errors import ConfigError
+
+    try:
+        record = read_json(record_file, "conversion record")
+    except RecursionError:
+        raise DataError(f"{record_file}: the conversion record is nested too deeply") from None
+    model_name = record.get("keras_model", KERAS_MODEL_FILE)
+    if not (isinstance(model_name, str) and model_name and Path(model_name).name == model_name
+            and model_name not in (".", "..")):
+        raise DataError(
+            f"{record_file}: bad value {model_name!r:.60} for 'keras_model' in the conversion "
+            f"record (allowed: a file name beside it, e.g. {KERAS_MODEL_FILE!r})"
+        )
+    if "settings" not in record:
+        raise DataError(f"{record_file}: the conversion record has no 'settings'")
+    data = record["settings"]
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{record_file}: bad value {data!r:.60} for 'settings' in the conversion record "
+            "(allowed: a mapping of conversion settings)"
+        )
+    recorded = {  # recorded by convert: key -> what each value must be
+        "neuron_types": (str, "layer name: neuron type name"),
+        "layer_scales": ((int, float), "layer name: number"),
+        "versions": ((str, type(None)), "package: version"),
+    }
+    for key, (kinds, allowed) in recorded.items():
+        value = data.get(key, {})
+        bad = [k for k, v in value.items() if not isinstance(v, kinds) or isinstance(v, bool)] \
+            if isinstance(value, dict) else [None]
+        if bad:
+            where = f"settings.{key}" + (f"[{bad[0]!r}]" if bad[0] is not None else "")
+            raise DataError(
+                f"{record_file}: bad value in '{where}' of the conversion record "
+                f"(allowed: a mapping of {allowed})"
+            )
+    try:
+        settings = ConversionSettings.from_dict(data)
+    except (ConfigError, TypeError) as err:
+        raise DataError(f"{record_file}: bad conversion record: settings: {err}") from None
+    return {"keras_model": model_name, "settings": settings}

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from nengoseg.data.imagefile import read_image
 from nengoseg.data.volumes import pad_or_crop
 from nengoseg.errors import ConfigError, DataError
 
@@ -45,11 +45,7 @@ def _png_paths(folder):
 
 def _read(path, mode):
     """An image as float32 (H, W, C) in [0, 1], converted to the set's Pillow mode."""
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(f"{path}: cannot read as an image ({err}); expected a PNG") from None
+    array = read_image(path, ("PNG",), mode=mode).astype(np.float32) / 255.0
     return array if array.ndim == 3 else array[..., None]
 
 

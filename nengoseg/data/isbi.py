@@ -8,8 +8,8 @@ inverts the labels by default so that 1 = membrane.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from nengoseg.data.imagefile import read_image
 from nengoseg.errors import ConfigError, DataError
 
 FOREGROUNDS = ("membrane", "cell")
@@ -55,13 +55,13 @@ def _png_names(folder):
 
 
 def _read_gray(path):
-    """An 8-bit single-channel PNG as a 2D uint8 array."""
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(f"{path}: cannot read as an image ({err}); expected a PNG") from None
-    if array.ndim != 2 or array.dtype != np.uint8:
+    """An 8-bit grayscale PNG (Pillow mode L) as a 2D uint8 array.
+
+    Other modes (RGB, 16-bit, palette, 1-bit) are a DataError rather than converted:
+    the pixel values are the labels, and a conversion would change them silently.
+    """
+    array = read_image(path, ("PNG",), modes=("L",))
+    if array.ndim != 2 or array.dtype != np.uint8:  # mode L always gives this
         raise DataError(
             f"{path}: image is {array.dtype} with shape {array.shape}; "
             "expected an 8-bit grayscale PNG"

@@ -5,14 +5,19 @@ Every problem with a file raises :class:`~nengoseg.errors.DataError` naming the 
 saying what would have been accepted.
 """
 
+import contextlib
+import io
+import logging
+import math
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nibabel.filebasedimages import ImageFileError
 
+from nengoseg.data.imagefile import one_line
 from nengoseg.errors import ConfigError, DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -108,10 +113,14 @@ def _nifti_files(folder):
 def load_volume(image_path, label_path, label_values=(0, 1, 2)):
     """Load one image/label pair and check that they belong together.
 
-    The image becomes float32 (NIfTI scaling applied) and must be 3D and finite. The
-    label must have the image's shape and affine (``np.allclose``, atol 1e-3) and
-    integral values in ``label_values``; labels stored as floats are rounded to uint8.
-    ``label_path`` may be None for an unlabelled image (the label is then all zeros).
+    The image becomes float32 (NIfTI scaling applied) and must be 3D, real and
+    finite: NaN or infinite voxels (also values beyond float32 after scaling) are a
+    DataError naming the file, never replaced silently. The label must have the
+    image's shape and affine (``np.allclose``, atol 1e-3) and integral values in
+    ``label_values``; labels stored as floats are rounded to uint8. ``label_path``
+    may be None for an unlabelled image (the label is then all zeros). A truncated or
+    damaged file, a header claiming more than :data:`MAX_VOXELS` voxels or more bytes
+    than the file holds, and a non-finite affine are DataErrors naming the file.
     """
     image_path = Path(image_path)
     image, affine = _read_nifti(image_path)
@@ -127,24 +136,153 @@ def load_volume(image_path, label_path, label_values=(0, 1, 2)):
 
 
 def _read_nifti(path):
-    """Read a whole NIfTI file (read-only): its array, NIfTI scaling applied, and affine."""
-    try:
-        nii = nib.load(str(path), mmap=False)
-        return np.asanyarray(nii.dataobj), nii.affine.copy()
-    except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as err:
+    """Read a whole NIfTI file (read-only): its array, NIfTI scaling applied, and affine.
+
+    The file is read into memory once. The header is checked before any voxel is
+    read: its shape may hold at most :data:`MAX_VOXELS` voxels and the file must
+    hold all the bytes the header promises, so a damaged header that claims a huge
+    volume fails at once instead of allocating it. A gzip stream is decompressed
+    no further than the header says the data goes. Anything the NIfTI parser cannot
+    make sense of is a DataError naming the file.
+    """
+    raw = _read_bytes(path)
+    gzipped = raw[:2] == GZIP_MAGIC
+    head = _gunzip(raw, NIFTI_HEADER_BYTES, path) if gzipped else raw[:NIFTI_HEADER_BYTES]
+    klass = _nifti_class(head, path)
+    with _quiet_nibabel():
+        try:
+            size = klass.header_class.sizeof_hdr
+            header = klass.header_class(binaryblock=head[:size], check=True)
+            shape = tuple(int(n) for n in header.get_data_shape())
+            itemsize = header.get_data_dtype().itemsize
+            offset = float(header.get_data_offset())
+        except Exception as err:  # the parser's view of these bytes: a damaged header
+            raise _unreadable(path, err) from None
+        n_voxels = math.prod(shape)
+        if not 0 <= offset <= MAX_DATA_OFFSET or n_voxels > MAX_VOXELS:
+            raise DataError(
+                f"{path}: the NIfTI header claims shape {shape} ({n_voxels} voxels, data at "
+                f"byte {offset:g}); expected at most {MAX_VOXELS} voxels from a byte below "
+                f"{MAX_DATA_OFFSET} (a damaged header?)"
+            )
+        needed = int(offset) + n_voxels * itemsize
+        data = _gunzip(raw, needed + 1, path) if gzipped else raw
+        if len(data) < needed:
+            raise DataError(
+                f"{path}: cannot read as NIfTI (the file is truncated: {len(data)} bytes"
+                f"{' uncompressed' if gzipped else ''}, the header's shape {shape} needs "
+                f"{needed}); expected a complete .nii or .nii.gz file"
+            )
+        try:
+            nii = klass.from_bytes(data)
+            with np.errstate(all="ignore"):
+                array = np.asanyarray(nii.dataobj)
+            affine = np.array(nii.affine, dtype=np.float64)
+        except Exception as err:  # the parser's view of these bytes: a damaged file
+            raise _unreadable(path, err) from None
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise DataError(
-            f"{path}: cannot read as NIfTI ({err}); expected a complete .nii or .nii.gz file"
-        ) from None
+            f"{path}: the NIfTI affine (voxel-to-world matrix) holds NaN or infinite values; "
+            "expected a finite affine (a damaged header?)"
+        )
+    return array, affine
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+NIFTI_HEADER_BYTES = 544  # NIfTI-2 header and extension flag; NIfTI-1 needs 352
+# More voxels than any volume this package slices into 2D (a 1024^3 volume has 2^30):
+# a header claiming more is taken as damaged rather than allocated.
+MAX_VOXELS = 2**30
+MAX_DATA_OFFSET = 2**31  # where the voxels start: after the header and its extensions
+_NIFTI_MAGIC = {b"n+1": nib.Nifti1Image, b"n+2": nib.Nifti2Image}
+
+
+def _read_bytes(path):
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from None
+    if not raw:
+        raise DataError(f"{path}: the file is empty; expected a complete .nii or .nii.gz file")
+    return raw
+
+
+def _gunzip(raw, limit, path):
+    """At most ``limit`` bytes of the gzip stream ``raw`` (several members are joined)."""
+    out = bytearray()
+    rest = raw
+    try:
+        while rest[:2] == GZIP_MAGIC and len(out) < limit:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            pending = rest
+            while pending and len(out) < limit and not stream.eof:
+                out += stream.decompress(pending, limit - len(out))
+                pending = stream.unconsumed_tail
+            rest = stream.unused_data if stream.eof else b""
+    except zlib.error as err:
+        raise _unreadable(path, f"damaged gzip data: {err}") from None
+    return bytes(out)
+
+
+def _nifti_class(head, path):
+    """The nibabel class of a single-file NIfTI-1 or NIfTI-2 header, from its magic."""
+    for klass in (nib.Nifti1Image, nib.Nifti2Image):
+        header_class = klass.header_class
+        if len(head) >= header_class.sizeof_hdr:
+            magic = np.ndarray((), header_class.template_dtype, head[: header_class.sizeof_hdr])
+            magic = bytes(magic["magic"]).rstrip(b"\x00")
+            if _NIFTI_MAGIC.get(magic) is klass:
+                return klass
+    what = "too short for a NIfTI header" if len(head) < 348 else "no NIfTI magic 'n+1'/'n+2'"
+    raise _unreadable(path, what)
+
+
+def _unreadable(path, err):
+    reason = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
+    return DataError(
+        f"{path}: cannot read as NIfTI ({one_line(reason)}); "
+        "expected a complete .nii or .nii.gz file"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_nibabel():
+    """Keep nibabel from printing the header fixes it makes (the error says what failed)."""
+    logger = nib.imageglobals.logger
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _check_real(array, path, what):
+    """Raise DataError unless ``array`` holds real numbers (not complex, RGB or bool)."""
+    if array.dtype.kind not in "iuf":
+        raise DataError(
+            f"{path}: {what} has data type {array.dtype}; expected real numbers "
+            "(an integer or float NIfTI data type)"
+        )
 
 
 def _check_image(image, path):
-    """The image as float32; it must be 3D and finite."""
+    """The image as float32; it must be 3D, not empty, real and finite."""
     if image.ndim != 3:
         raise DataError(f"{path}: image has shape {image.shape}; expected a 3D volume")
-    image = image.astype(np.float32)
+    if image.size == 0:
+        raise DataError(f"{path}: image has shape {image.shape}, no voxels; expected a 3D volume")
+    _check_real(image, path, "image")
+    with np.errstate(all="ignore"):
+        image = image.astype(np.float32)
     n_bad = image.size - np.count_nonzero(np.isfinite(image))
     if n_bad:
-        raise DataError(f"{path}: {n_bad} voxels are NaN or infinite; expected finite intensities")
+        raise DataError(
+            f"{path}: {n_bad} voxels are NaN or infinite (or beyond float32); "
+            "expected finite intensities"
+        )
     return image
 
 
@@ -163,19 +301,21 @@ def _check_same_grid(image, affine, image_path, label, label_affine, label_path)
 
 
 def _check_label(label, path, label_values):
-    """The label as uint8; its values must be integral and in ``label_values``."""
+    """The label as uint8; it must be real and its values integral and in ``label_values``."""
+    _check_real(label, path, "label")
+    allowed = tuple(label_values)
     if label.dtype.kind == "f":
         if not np.all(np.isfinite(label)) or not np.array_equal(label, np.rint(label)):
             raise DataError(
-                f"{path}: label holds non-integral values; "
-                f"expected integers in {tuple(label_values)}"
+                f"{path}: label holds non-integral values; expected integers in {allowed}"
             )
-        label = np.rint(label).astype(np.int64)
-    unexpected = np.setdiff1d(np.unique(label), np.asarray(label_values))
+    values = np.unique(label)
+    unexpected = values[~np.isin(values, np.asarray(allowed))]
     if unexpected.size:
+        shown = [int(v) if float(v).is_integer() else float(v) for v in unexpected[:5]]
+        more = f" (and {unexpected.size - 5} more)" if unexpected.size > 5 else ""
         raise DataError(
-            f"{path}: label values {unexpected.tolist()} are not allowed; "
-            f"expected values in {tuple(label_values)}"
+            f"{path}: label values {shown}{more} are not allowed; expected values in {allowed}"
         )
     return label.astype(np.uint8)
 
