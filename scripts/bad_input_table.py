@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = """name: tiny
 seed: 2
 data:
@@ -44,7 +45,7 @@ def nengoseg(*args, cwd=None):
 
 def cases(tmp, cfg, run):
     """(what the user did, command arguments, the test that checks it)."""
-    sample = Path(__file__).resolve().parents[1] / "nengoseg/data/sample/hippocampus"
+    sample = REPO / "nengoseg/data/sample/hippocampus"
     volume = sample / "imagesTr" / "hippocampus_001.nii.gz"
     (tmp / "afile").write_text("x")
     (tmp / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
@@ -53,7 +54,8 @@ def cases(tmp, cfg, run):
     shutil.copytree(run, truncated)
     record = truncated / "snn" / "stage.json"
     record.write_bytes(record.read_bytes()[:50])
-    half = tmp / "half.nii.gz"
+    (tmp / "in").mkdir()
+    half = tmp / "in" / "half.nii.gz"
     half.write_bytes(gzip.compress(gzip.decompress(volume.read_bytes())[:400]))
     rf = "test_run_folder.py::"
     same = ["--config", cfg, "--run-dir", run]
@@ -115,7 +117,8 @@ def main():
         print("| --- | --- | --- | --- |")
         for what, args, test in cases(tmp, cfg, run):
             status, message = nengoseg(*args, cwd=tmp)
-            message = message.replace(str(tmp), "TMP").replace("|", "\\|")
+            message = message.replace(str(tmp), "TMP").replace(str(REPO), "REPO")
+            message = message.replace("|", "\\|")
             print(f"| {what} | {status} | `{message}` | `{test}` |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
