@@ -295,7 +295,12 @@ def load_config(path, overrides=()):
     _check_overrides(overrides)
     raw = apply_overrides(raw, overrides)
     _check_tree(raw, path)
-    cfg = resolve(raw, source=str(path))
+    try:
+        cfg = resolve(raw, source=str(path))
+    except ConfigError as err:  # a key with a line break, named as written
+        if len(str(err).splitlines()) > 1:
+            raise ConfigError(" ".join(str(err).split())) from None
+        raise
     _check_finite(cfg, path)
     return cfg
 
@@ -409,6 +414,8 @@ def _dotted(where):
     parts = []
     while where is not None:
         key, where = where
+        if not isinstance(key, int) and not key.isprintable():
+            key = repr(key)
         parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
     return "".join(reversed(parts)).lstrip(".")
 

@@ -137,7 +137,8 @@ SCALARS = st.sampled_from([
 ])
 INDENTS = st.sampled_from(["", "", "  ", "    ", "\t", " ", "   "])
 KEY_TEXT = st.one_of(st.sampled_from(KEYS), st.sampled_from(["1", "yes", "null", "~", "[a]",
-                                                             "? x", "<<", "'q'", ""]),
+                                                             "? x", "<<", "'q'", "",
+                                                             '"a\\nb"', '"\\r"']),
                      st.text(max_size=8))
 LINE = st.one_of(
     st.builds(lambda i, k, v: f"{i}{k}: {v}", INDENTS, KEY_TEXT, SCALARS),
@@ -250,6 +251,8 @@ BILLION_LAUGHS = "model:\n  options:\n    l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
     pytest.param("train:\n  epochs: !!int x\n", "not valid YAML", id="bad-int-tag"),
     pytest.param("data:\n  root: 2020-13-45\n", "not valid YAML", id="bad-date"),
     pytest.param("a: 1\n---\nb: 2\n", "not valid YAML", id="two-documents"),
+    pytest.param('"line\\nbreak": 1\n', "unknown key", id="key-with-a-line-break"),
+    pytest.param('model:\n  options:\n    "a\\nb":\n      1: 2\n', "'a\\nb'", id="nested-key"),
 ])
 def test_odd_yaml_is_a_config_error(tmp_path, text, words):
     path = tmp_path / "odd.yaml"

@@ -599,8 +599,8 @@ def load_conversion(path):
         )
     try:
         keras_model = tf.keras.models.load_model(model_file, compile=False)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
-        # h5py and Keras on a truncated or damaged file
+    except Exception as err:  # h5py and Keras on a truncated or damaged file (OSError,
+        # RuntimeError, ValueError, KeyError, ...): the message keeps their words
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
         raise DataError(
             f"{model_file}: cannot read the Keras model of {record_file} ({reason}); "

@@ -6,7 +6,6 @@ saying what would have been accepted.
 """
 
 import contextlib
-import io
 import logging
 import math
 import warnings

@@ -39,10 +39,8 @@ def read_state(folder):
     again = f"delete {Path(folder).parent} to start this training over"
     try:
         state = read_json(path, "training state")
-    except RecursionError:
+    except RecursionError:  # read_json (nengoseg.atomic) lets json's through
         raise DataError(f"{path}: the training state is nested too deeply; {again}") from None
-    except DataError as err:
-        raise DataError(f"{err}; {again}") from None
     for key, (check, allowed) in _STATE_FIELDS.items():
         if key not in state:
             if key in _OPTIONAL_STATE_FIELDS:
@@ -56,14 +54,14 @@ def read_state(folder):
     for key, values in state["history"].items():
         if not isinstance(values, list) or not all(_is_number(v) for v in values):
             raise DataError(
-                f"{path}: bad value {_short(values)} for 'history.{key}' in the training "
+                f"{path}: bad value {_short(values)} for 'history.{_name(key)}' in the training "
                 f"state (allowed: a list of numbers); {again}"
             )
     for name, fields in state["callbacks"].items():
         bad = [f for f, v in fields.items() if not (v is None or _is_number(v))] if isinstance(
             fields, dict) else None
         if bad is None or bad:
-            where = f"callbacks.{name}" + (f".{bad[0]}" if bad else "")
+            where = f"callbacks.{_name(name)}" + (f".{_name(bad[0])}" if bad else "")
             value = fields[bad[0]] if bad else fields
             raise DataError(
                 f"{path}: bad value {_short(value)} for '{where}' in the training state "
@@ -78,6 +76,11 @@ def _is_number(value):
 
 def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _name(key):
+    """A key as written in a message: as is when printable, else JSON-quoted (one line)."""
+    return key if key.isprintable() and len(key) <= 40 else _short(key)
 
 
 def _short(value):
