@@ -18,28 +18,17 @@ make libhdf5 loop forever (see `test_truncated_keras_model_is_a_data_error`).
 
 import json
 import math
-import os
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from fuzzing import corrupt, fuzz
 from nengoseg import rundir
 from nengoseg.errors import DataError, NengosegError
 
-N_EXAMPLES = int(os.environ.get("NENGOSEG_FUZZ_EXAMPLES", "300"))
-
-
-def fuzz(n=N_EXAMPLES):
-    return settings(
-        max_examples=n,
-        deadline=None,
-        database=None,  # write nothing into the repository
-        derandomize=not os.environ.get("NENGOSEG_FUZZ_RANDOM"),
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 def corruptions():
@@ -62,25 +51,6 @@ def corruptions():
         ),
         st.tuples(st.just("empty")),
     )
-
-
-def corrupt(data, damage):
-    data = bytearray(data)
-    kind = damage[0]
-    at = int(damage[1] * len(data)) if len(damage) > 1 and isinstance(damage[1], float) else 0
-    if kind == "truncate":
-        return bytes(data[:at])
-    if kind == "flip":
-        for position, bit in damage[1]:
-            data[int(position * len(data))] ^= 1 << bit
-        return bytes(data)
-    if kind == "overwrite":
-        return bytes(data[:at] + damage[2] + data[at + len(damage[2]):])
-    if kind == "insert":
-        return bytes(data[:at] + damage[2] + data[at:])
-    if kind == "replace":
-        return damage[1]
-    return b""
 
 
 def read_or_error(read, folder, folder_state):
