@@ -297,19 +297,24 @@ def sync_results(run_dir):
             extra = read_json(path, "results file").get("extra", {})
         except DataError:
             extra = {}
-    results = read_results_from_records(run_dir)
+    records = _records(run_dir)
     stages = dict(extra)
-    stages.update(results)
-    ids = {s.name: stage_id(run_dir, s.name) for s in STAGES if finished(run_dir, s.name)}
+    for record in records.values():
+        stages.update(record["results"])
+    ids = {name: record["id"] for name, record in records.items()}
     write_json(path, {"stages": stages, "stage_ids": ids, "extra": extra, "versions": versions()})
+
+
+def _records(run_dir):
+    """The records of the finished stages, in pipeline order, each read once."""
+    records = {s.name: read_record(run_dir, s.name) for s in STAGES}
+    return {name: record for name, record in records.items() if record is not None}
 
 
 def read_results_from_records(run_dir):
     merged = {}
-    for s in STAGES:
-        record = read_record(run_dir, s.name)
-        if record is not None:
-            merged.update(record["results"])
+    for record in _records(run_dir).values():
+        merged.update(record["results"])
     return merged
 
 
