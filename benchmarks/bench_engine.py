@@ -248,9 +248,8 @@ def main(argv=None):
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     tf.keras.utils.set_random_seed(0)
-    from nengoseg.neurons import install_builders
+    import nengoseg.neuron_kinds  # noqa: F401  (registers the NengoDL builders)
 
-    install_builders()
     rng = np.random.default_rng(0)
     print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs visible, threads "
           f"{args.threads or 'default'}; memory: process peak RSS "

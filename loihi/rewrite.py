@@ -37,11 +37,11 @@ from collections import OrderedDict
 from typing import Optional
 
 import nengo
-import nengo_dl
 import nengo_loihi
 import numpy as np
 import tensorflow as tf
 
+from nengoseg import neuron_kinds
 from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.layer_kinds import DROPOUT_LAYERS
 from nengoseg.loihi import linear
@@ -63,6 +63,9 @@ class LoihiSettings:
 
     spiking
         True: ``nengo.SpikingRectifiedLinear`` / ``nengo.LIF`` (what Loihi runs).
+    neuron_model
+        The conversion's ``neuron_model``: its neuron kinds (`nengoseg.neuron_kinds`)
+        say what goes on chip, or why they cannot.
         False: ``nengo.RectifiedLinear`` / ``nengo_dl.SoftLIFRate``, for the
         exactness check in the reference simulator only.
     layer_scales
@@ -85,6 +88,7 @@ class LoihiSettings:
     """
 
     spiking: bool = True
+    neuron_model: str = "nengo"
     layer_scales: dict = dataclasses.field(default_factory=dict)
     synapse: Optional[float] = 0.005
     dt: float = 0.001
@@ -524,19 +528,21 @@ def _out_shape(layer):
 # ---------------------------------------------------------------- the builder
 
 
-def make_neuron_type(spec, scale, spiking):
-    """The Nengo neuron type for ``spec`` at firing-rate ``scale`` (amplitude / scale)."""
-    zero = {"voltage": nengo.dists.Choice([0])}
-    if spec[0] == "relu":
-        if spiking:
-            return nengo.SpikingRectifiedLinear(amplitude=1.0 / scale, initial_state=zero)
-        return nengo.RectifiedLinear(amplitude=1.0 / scale)
-    _, tau_rc, tau_ref, amplitude, sigma = spec
-    if spiking:
-        return nengo.LIF(tau_rc=tau_rc, tau_ref=tau_ref, amplitude=amplitude / scale,
-                         initial_state=zero)
-    return nengo_dl.SoftLIFRate(sigma=sigma, tau_rc=tau_rc, tau_ref=tau_ref,
-                                amplitude=amplitude / scale)
+def make_neuron_type(spec, scale, spiking, neuron_model="nengo", where="a layer"):
+    """The Nengo neuron type for ``spec`` at firing-rate ``scale`` (amplitude / scale).
+
+    ``spec`` is ``("relu",)`` or ``("softlif", tau_rc, tau_ref, amplitude, sigma)``. Spiking:
+    what the neuron-kind registry puts on chip for the kind ``neuron_model`` converts
+    this activation to (a ConversionError says why, for a kind that cannot go on chip);
+    rate: the converter's rate neuron (for the exactness check).
+    """
+    activation, params = spec[0], dict(zip(("tau_rc", "tau_ref", "amplitude", "sigma"), spec[1:]))
+    if not spiking:
+        return neuron_kinds.rate_neuron(activation, scale, **params)
+    kind = neuron_kinds.converted_kind(activation, neuron_model, where=where)
+    params.pop("sigma", None)
+    params["amplitude"] = params.get("amplitude", 1.0) / scale
+    return kind.on_chip_neuron(**params, where=where)
 
 
 class _Builder:
@@ -606,7 +612,8 @@ class _Builder:
         bias = nengo.dists.Choice([0.0]) if pre.const is None else scale * pre.const
         with self.net:
             ens = nengo.Ensemble(
-                n, 1, neuron_type=make_neuron_type(spec, scale, self.settings.spiking),
+                n, 1, neuron_type=make_neuron_type(spec, scale, self.settings.spiking,
+                                             self.settings.neuron_model, f"layer '{name}'"),
                 gain=nengo.dists.Choice([scale]), bias=bias, label=name,
             )
         self.layers[name] = LoihiLayer(name, ens, shape, scale, on_chip=True)
@@ -643,6 +650,7 @@ class _Builder:
 def build_loihi_network(
     keras_model,
     spiking=True,
+    neuron_model="nengo",
     scale_firing_rates=1.0,
     synapse=0.005,
     dt=0.001,
@@ -668,6 +676,8 @@ def build_loihi_network(
         Functional or Sequential, one input, one output.
     spiking : bool
         False: rate neurons (exact, reference simulator only).
+    neuron_model : str
+        The conversion's ``neuron_model`` (`nengoseg.convert.ConversionSettings`).
     scale_firing_rates : float or dict
         One scale for every neuron layer, or ``{layer_name: scale}`` (others 1),
         applied as ``nengo_dl.Converter`` does (gain x scale, amplitude / scale).
@@ -708,7 +718,8 @@ def build_loihi_network(
 
         keras_model, removed = prepare_model(keras_model)
     settings = LoihiSettings(
-        spiking=bool(spiking), synapse=synapse, dt=float(dt), n_steps=int(n_steps),
+        spiking=bool(spiking), neuron_model=neuron_model, synapse=synapse, dt=float(dt),
+        n_steps=int(n_steps),
         readout_steps=readout_steps, input_coding=input_coding,
         input_rate_hz=float(input_rate_hz), signed_input=bool(signed_input), readout=readout,
         threshold=float(threshold),
@@ -762,6 +773,7 @@ def from_conversion(source, spiking=None, **options):
     scales = settings.layer_scales or settings.scale_firing_rates
     arguments = dict(
         spiking=settings.spiking if spiking is None else spiking,
+        neuron_model=settings.neuron_model,
         scale_firing_rates=dict(scales) if isinstance(scales, dict) else scales,
         synapse=settings.synapse,
         dt=settings.dt,

@@ -8,10 +8,10 @@ nengo-loihi blocks against `nengoseg.loihi.limits`, like ``nengo_loihi``'s own
 
 import nengo
 
+from nengoseg import neuron_kinds
 from nengoseg.loihi import limits
 from nengoseg.loihi.errors import LoihiNetworkError, LoihiResourceError
 
-ON_CHIP_NEURONS = (nengo.LIF, nengo.SpikingRectifiedLinear)
 ON_CHIP_TRANSFORMS = (nengo.Dense, nengo.Sparse, nengo.Convolution,
                       nengo.transforms.ConvolutionTranspose)
 
@@ -32,10 +32,12 @@ def check_network(loihi_net):
     """
     for layer in loihi_net.on_chip_layers:
         neuron_type = layer.ensemble.neuron_type
-        if not isinstance(neuron_type, ON_CHIP_NEURONS):
+        on_chip = neuron_kinds.on_chip_types()
+        if not isinstance(neuron_type, on_chip):
             raise LoihiNetworkError(
                 f"layer '{layer.name}' has {type(neuron_type).__name__} neurons, which Loihi "
-                "cannot run; allowed on chip: LIF, SpikingRectifiedLinear (build the network "
+                f"cannot run; allowed on chip: {', '.join(t.__name__ for t in on_chip)} (build "
+                "the network "
                 "with spiking=True; rate neurons are for the exactness check only)"
             )
     for item in loihi_net.connections:

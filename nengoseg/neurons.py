@@ -55,9 +55,9 @@ exact spiking update NengoDL uses for ``nengo.SpikingRectifiedLinear`` /
     are computed.
 
 The builders are registered in
-``nengo_dl.neuron_builders.SimNeuronsBuilder.TF_NEURON_IMPL`` when this module
-is imported (the hook nengo-loihi uses for ``LoihiLIF``); `install_builders`
-does it again idempotently.
+``nengo_dl.neuron_builders.SimNeuronsBuilder.TF_NEURON_IMPL`` (the hook nengo-loihi
+uses for ``LoihiLIF``) by the neuron-kind registry (`nengoseg.neuron_kinds`), whose
+records name each hybrid type and its builder.
 
 Outside NengoDL
 ---------------
@@ -68,8 +68,9 @@ as the spiking neuron.
 
 Conversion
 ----------
-`hybrid_of` maps a neuron type to its hybrid version; `swap_to_hybrid` does that
-for every ensemble of a network built by ``nengo_dl.Converter``, in place.
+`nengoseg.neuron_kinds.hybrid_of` maps a neuron type to its hybrid version;
+`nengoseg.neuron_kinds.swap_to_hybrid` does that for every ensemble of a network
+built by ``nengo_dl.Converter``, in place.
 The converter's ``scale_firing_rates`` lives on the ensembles as ``gain`` and
 ``bias`` (inputs multiplied by the scale) and on the neuron type as
 ``amplitude`` (divided by the scale); the swap keeps gain and bias (the
@@ -85,14 +86,12 @@ from nengo.params import NumberParam
 from nengo_dl.neuron_builders import (
     LIFBuilder,
     RectifiedLinearBuilder,
-    SimNeuronsBuilder,
     SoftLIFRateBuilder,
     SpikingRectifiedLinearBuilder,
 )
 from nengo_extras.loihi_training import LoihiLIFBuilder, LoihiSpikingRectifiedLinearBuilder
 from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
-from nengoseg.errors import ConversionError
 
 __all__ = [
     "HybridLoihiLIF",
@@ -101,9 +100,6 @@ __all__ = [
     "HybridSoftLIF",
     "HybridRectifiedLinearBuilder",
     "HybridSoftLIFBuilder",
-    "hybrid_of",
-    "install_builders",
-    "swap_to_hybrid",
 ]
 
 
@@ -255,7 +251,7 @@ class HybridLoihiLIF(LoihiLIF):
 # NengoDL builders
 
 
-class _HybridStep:
+class HybridStep:
     """``build_step`` shared by the hybrid builders (see the module docstring).
 
     Subclasses provide the spiking ``step(J, dt, **state)`` (from the NengoDL
@@ -286,7 +282,7 @@ class _HybridStep:
             signals.scatter(data, value)
 
 
-class HybridRectifiedLinearBuilder(_HybridStep, SpikingRectifiedLinearBuilder):
+class HybridRectifiedLinearBuilder(HybridStep, SpikingRectifiedLinearBuilder):
     """NengoDL builder for `HybridRectifiedLinear`.
 
     Forward: ``SpikingRectifiedLinearBuilder.step``; gradient:
@@ -297,7 +293,7 @@ class HybridRectifiedLinearBuilder(_HybridStep, SpikingRectifiedLinearBuilder):
         return RectifiedLinearBuilder.step(self, J, dt)
 
 
-class _SoftLIFGradient(_HybridStep):
+class _SoftLIFGradient(HybridStep):
     """The soft LIF rate gradient, with each neuron type's own ``sigma``."""
 
     def build_pre(self, signals, config):
@@ -322,7 +318,7 @@ class HybridSoftLIFBuilder(_SoftLIFGradient, LIFBuilder):
     """
 
 
-class HybridLoihiRectifiedLinearBuilder(_HybridStep, LoihiSpikingRectifiedLinearBuilder):
+class HybridLoihiRectifiedLinearBuilder(HybridStep, LoihiSpikingRectifiedLinearBuilder):
     """NengoDL builder for `HybridLoihiRectifiedLinear`.
 
     Forward: nengo-extras' ``LoihiSpikingRectifiedLinearBuilder.step`` (the
@@ -340,147 +336,3 @@ class HybridLoihiLIFBuilder(_SoftLIFGradient, LoihiLIFBuilder):
     Forward: nengo-extras' ``LoihiLIFBuilder.step``; gradient:
     ``SoftLIFRateBuilder.step`` with each neuron type's own ``sigma``.
     """
-
-
-_BUILDERS = {
-    HybridRectifiedLinear: HybridRectifiedLinearBuilder,
-    HybridSoftLIF: HybridSoftLIFBuilder,
-    HybridLoihiRectifiedLinear: HybridLoihiRectifiedLinearBuilder,
-    HybridLoihiLIF: HybridLoihiLIFBuilder,
-}
-
-
-def install_builders():
-    """Register the hybrid builders in NengoDL's ``TF_NEURON_IMPL`` (idempotent).
-
-    Called when this module is imported; call it again only if something reset
-    NengoDL's table.
-    """
-    SimNeuronsBuilder.TF_NEURON_IMPL.update(_BUILDERS)
-
-
-install_builders()
-
-
-# ---------------------------------------------------------------------------
-# conversion
-
-
-_RECTIFIED_LINEAR = (nengo.SpikingRectifiedLinear, nengo.RectifiedLinear)
-_LIF = (nengo.LIF, nengo_dl.SoftLIFRate, nengo.LIFRate)
-_ACCEPTED = (
-    "nengo.SpikingRectifiedLinear, nengo.RectifiedLinear, nengo.LIF, "
-    "nengo_dl.SoftLIFRate, nengo.LIFRate, nengo_loihi.neurons.LoihiSpikingRectifiedLinear, "
-    "nengo_loihi.neurons.LoihiLIF (or a hybrid type)"
-)
-
-
-def hybrid_of(neuron_type, sigma=None):
-    """The hybrid version of a neuron type, with the same parameters.
-
-    - ``nengo.SpikingRectifiedLinear``, ``nengo.RectifiedLinear`` ->
-      `HybridRectifiedLinear` with the same ``amplitude``;
-    - ``nengo.LIF``, ``nengo_dl.SoftLIFRate``, ``nengo.LIFRate`` ->
-      `HybridSoftLIF` with the same ``tau_rc``, ``tau_ref``, ``amplitude``
-      (and LIF's ``min_voltage``, SoftLIFRate's ``sigma``);
-    - ``nengo_loihi.neurons.LoihiSpikingRectifiedLinear`` ->
-      `HybridLoihiRectifiedLinear`; ``nengo_loihi.neurons.LoihiLIF`` ->
-      `HybridLoihiLIF` (the chip's neuron models forward);
-    - a hybrid type -> itself (a copy if a new ``sigma`` is given).
-
-    ``initial_state`` is kept when the source is spiking (rate neurons have no
-    state). Types are matched exactly: subclasses with other dynamics
-    (``nengo_dl.LeakyReLU``, ``nengo_loihi.LoihiLIF``, ...) are rejected.
-
-    Parameters
-    ----------
-    neuron_type : nengo.neurons.NeuronType
-        The neuron type to convert.
-    sigma : float, optional
-        Soft LIF smoothing of the result. Default: the source's ``sigma``
-        (SoftLIFRate, HybridSoftLIF), else 0.005 (the paper's value).
-        Ignored for rectified linear types.
-
-    Raises
-    ------
-    ConversionError
-        If the type has no hybrid version; the message names the type and the
-        accepted ones.
-    """
-    kind = type(neuron_type)
-    if kind in (HybridRectifiedLinear, HybridLoihiRectifiedLinear):
-        return neuron_type
-    if kind in (HybridSoftLIF, HybridLoihiLIF) and sigma is None:
-        return neuron_type
-    if kind is LoihiSpikingRectifiedLinear:
-        return HybridLoihiRectifiedLinear(amplitude=neuron_type.amplitude)
-    if kind in (LoihiLIF, HybridLoihiLIF):
-        return HybridLoihiLIF(
-            tau_rc=neuron_type.tau_rc,
-            tau_ref=neuron_type.tau_ref,
-            min_voltage=neuron_type.min_voltage,
-            amplitude=neuron_type.amplitude,
-            sigma=getattr(neuron_type, "sigma", 0.005) if sigma is None else sigma,
-        )
-    if kind in _RECTIFIED_LINEAR:
-        return HybridRectifiedLinear(
-            amplitude=neuron_type.amplitude,
-            initial_state=neuron_type.initial_state if neuron_type.spiking else None,
-        )
-    if kind in _LIF or kind is HybridSoftLIF:
-        if sigma is None:
-            sigma = getattr(neuron_type, "sigma", 0.005)
-        return HybridSoftLIF(
-            tau_rc=neuron_type.tau_rc,
-            tau_ref=neuron_type.tau_ref,
-            min_voltage=getattr(neuron_type, "min_voltage", 0),
-            amplitude=neuron_type.amplitude,
-            sigma=sigma,
-            initial_state=neuron_type.initial_state if neuron_type.spiking else None,
-        )
-    raise ConversionError(
-        f"Neuron type {neuron_type!r} ({kind.__module__}.{kind.__qualname__}) has "
-        f"no hybrid version; accepted types: {_ACCEPTED}"
-    )
-
-
-def swap_to_hybrid(network, sigma=None):
-    """Replace the neuron type of every ensemble in ``network`` by its hybrid.
-
-    Works in place on a network built by ``nengo_dl.Converter`` (or any Nengo
-    network), subnetworks included; objects, connections and the converter's
-    ``layers`` / ``inputs`` / ``outputs`` maps stay valid. Gain and bias are not
-    touched and the amplitude is copied, so ``scale_firing_rates`` is preserved
-    (see the module docstring). Nothing is changed if any ensemble has a neuron
-    type without a hybrid version.
-
-    Parameters
-    ----------
-    network : nengo.Network
-        The network, e.g. ``converter.net``.
-    sigma : float, optional
-        Passed to `hybrid_of`.
-
-    Returns
-    -------
-    list of nengo.Ensemble
-        The ensembles whose neuron type changed.
-
-    Raises
-    ------
-    ConversionError
-        If an ensemble's neuron type has no hybrid version (names the ensemble).
-    """
-    new_types = {}
-    for ens in network.all_ensembles:
-        try:
-            new_types[ens] = hybrid_of(ens.neuron_type, sigma=sigma)
-        except ConversionError as err:
-            raise ConversionError(f"Ensemble {ens.label or ens!r}: {err}") from None
-
-    changed = []
-    for ens, new_type in new_types.items():
-        if new_type is not ens.neuron_type:
-            ens.neuron_type = new_type
-            changed.append(ens)
-    return changed

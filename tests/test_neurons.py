@@ -17,10 +17,8 @@ from nengoseg.neurons import (
     HybridRectifiedLinearBuilder,
     HybridSoftLIF,
     HybridSoftLIFBuilder,
-    hybrid_of,
-    install_builders,
-    swap_to_hybrid,
 )
+from nengoseg.neuron_kinds import hybrid_of, swap_to_hybrid
 
 # input currents (J = x: gain 1, bias 0): below threshold, around LIF's threshold
 # of 1, well above (0.3 spikes per step for rectified linear at 300), and high
@@ -109,10 +107,8 @@ def family(request):
     return runs
 
 
-def test_builders_registered_idempotently():
+def test_builders_registered_by_the_neuron_kind_registry():
     impl = nengo_dl.neuron_builders.SimNeuronsBuilder.TF_NEURON_IMPL
-    install_builders()
-    install_builders()
     assert impl[HybridRectifiedLinear] is HybridRectifiedLinearBuilder
     assert impl[HybridSoftLIF] is HybridSoftLIFBuilder
     assert impl[HybridLoihiRectifiedLinear] is HybridLoihiRectifiedLinearBuilder

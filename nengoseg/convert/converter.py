@@ -32,7 +32,6 @@ Where nengo-dl 3.6 falls short (and what is done here instead):
 
 import copy
 import dataclasses
-import json
 import warnings
 from pathlib import Path
 
@@ -41,11 +40,11 @@ import nengo
 import nengo_dl
 import numpy as np
 import tensorflow as tf
-from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
 import nengoseg
+from nengoseg import neuron_kinds
 from nengoseg.atomic import atomic_path, write_json
-from nengoseg.convert.layers import TRAINING_ONLY_ARGS, SoftLIF
+from nengoseg.convert.layers import TRAINING_ONLY_ARGS
 from nengoseg.convert.settings import ConversionSettings
 from nengoseg.errors import ConversionError, DataError
 
@@ -54,22 +53,6 @@ SETTINGS_FILE = "conversion.json"
 
 # activations a layer may carry: they become no neurons (linear) or ReLU neurons.
 SUPPORTED_ACTIVATIONS = (None, tf.keras.activations.linear, tf.keras.activations.relu, tf.nn.relu)
-# neuron_model -> rate neuron type -> its spiking counterpart (same amplitude and
-# time constants): Nengo's neurons, or nengo-loihi's models of Loihi's
-SPIKING = {
-    "nengo": {
-        nengo.RectifiedLinear: lambda n: nengo.SpikingRectifiedLinear(amplitude=n.amplitude),
-        nengo_dl.SoftLIFRate: lambda n: nengo.LIF(
-            tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude
-        ),
-    },
-    "loihi": {
-        nengo.RectifiedLinear: lambda n: LoihiSpikingRectifiedLinear(amplitude=n.amplitude),
-        nengo_dl.SoftLIFRate: lambda n: LoihiLIF(
-            tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude
-        ),
-    },
-}
 FOLDABLE = (tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose, tf.keras.layers.Dense)
 DROPPED_OUTPUT_ACTIVATIONS = ("sigmoid",)
 
@@ -154,7 +137,7 @@ def convert(keras_model, settings=None, calibration_data=None):
     _check_scaled_layers(scales, neurons, model)
     _check_normalisable(settings, neurons)
     if settings.spiking:
-        _swap_to_spiking(model, neurons, SPIKING[settings.neuron_model])
+        _swap_to_spiking(model, neurons, settings.neuron_model)
 
     # nengo draws build-time randomness (initial voltages) from the global numpy
     # generator unless the network has a seed; seeding it makes runs repeatable.
@@ -523,17 +506,22 @@ def _neuron_layers(model, converter):
     return neurons
 
 
-def _swap_to_spiking(model, neurons, spiking):
-    """Replace each layer's rate neurons by their spiking counterpart in ``spiking``."""
+def _swap_to_spiking(model, neurons, neuron_model):
+    """Replace each layer's rate neurons by the spiking kind ``neuron_model`` makes of them
+    (`nengoseg.neuron_kinds.converted_kind`), with the same amplitude and time constants."""
     for name, obj in neurons.items():
         rate = obj.ensemble.neuron_type
-        if type(rate) not in spiking:
+        layer = model.get_layer(name)
+        activation = neuron_kinds.activation_of(rate)
+        if activation is None:
             reason = (
                 f"it makes {type(rate).__name__} neurons, which have no spiking counterpart "
                 "in nengoseg; allowed activations: relu, or a SoftLIF layer"
             )
-            raise ConversionError(_layer_message(model.get_layer(name), reason))
-        obj.ensemble.neuron_type = spiking[type(rate)](rate)
+            raise ConversionError(_layer_message(layer, reason))
+        where = f"layer '{name}' ({type(layer).__name__})"
+        kind = neuron_kinds.converted_kind(activation, neuron_model, where=where)
+        obj.ensemble.neuron_type = kind.make(rate)
 
 
 def _neuron_type_names(neurons):

@@ -11,12 +11,12 @@ import math
 import numbers
 from typing import Optional, Union
 
+from nengoseg import neuron_kinds
 from nengoseg.errors import ConfigError
 
 INPUT_CODINGS = ("constant", "poisson")
 NORMALISATIONS = (None, "percentile")
 READOUTS = ("segmentation", "regression")
-NEURON_MODELS = ("nengo", "loihi")
 
 
 @dataclasses.dataclass
@@ -41,7 +41,9 @@ class ConversionSettings:
         is floored at 0 and reset to 0 at a spike, so inter-spike intervals are
         whole steps; at most one spike per step). A network that will run on
         Loihi should be converted, co-trained and scored with ``"loihi"``: the
-        NengoDL simulation then computes what the chip computes.
+        NengoDL simulation then computes what the chip computes. Further models
+        come with further neuron kinds (`nengoseg.neuron_kinds.neuron_models`), e.g.
+        ``"if_subtract"``: integrate-and-fire with reset by subtraction (ReLU layers).
     scale_firing_rates
         Post-training scaling (nengo-dl): neuron input currents are multiplied by
         the scale and outputs divided by it, so ReLU networks compute the same
@@ -113,7 +115,7 @@ class ConversionSettings:
     def validate(self):
         """Raise ConfigError naming the first bad setting and what is allowed."""
         _check_bool("spiking", self.spiking)
-        _check_choice("neuron_model", self.neuron_model, NEURON_MODELS)
+        _check_choice("neuron_model", self.neuron_model, neuron_kinds.neuron_models())
         _check_scales(self.scale_firing_rates)
         _check_choice("normalise", self.normalise, NORMALISATIONS)
         _check_number(

@@ -52,15 +52,8 @@ three, and nothing kept for the backward pass but the currents.
 from types import SimpleNamespace
 
 import tensorflow as tf
-from nengo_dl.neuron_builders import (
-    LIFBuilder,
-    LIFRateBuilder,
-    RectifiedLinearBuilder,
-    SoftLIFRateBuilder,
-    SpikingRectifiedLinearBuilder,
-)
-from nengo_extras.loihi_training import LoihiLIFBuilder
-from nengo_loihi.neurons import discretize_tau_rc, discretize_tau_ref
+
+from nengoseg import neuron_kinds
 
 FLOAT = tf.float32
 
@@ -85,65 +78,38 @@ def constants(spec, dt):
     )
 
 
+def _params(consts, J):
+    return SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
+
+
 def spiking_step(spec, consts):
-    """``step(J, state_list) -> (out, new_state_list)``: NengoDL's spiking update.
+    """``step(J, state_list) -> (out, new_state_list)``: the spiking update of ``spec``'s
+    neuron kind (its registry record's ``step``, NengoDL's own step function).
 
-    (`simulate` runs both rectified linear kinds in `_simulate_relu`, the same
+    (`simulate` runs the kinds with a ``relu_loop`` in `_simulate_relu`, the same
     operations with the state-free part taken out of the loop.)"""
-    if spec.kind == "relu":
-
-        def step(J, state):
-            out, voltage = SpikingRectifiedLinearBuilder.step(consts, J, consts.dt, state[0])
-            return out, [voltage]
-
-        return step
-    if spec.kind == "lif":
-
-        def step(J, state):
-            params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
-            out, voltage, refractory = LIFBuilder.step(params, J, consts.dt, *state)
-            return out, [voltage, refractory]
-
-        return step
-    if spec.kind == "loihi_lif":
-
-        def step(J, state):
-            params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J),
-                                        "discretize_tau_rc": discretize_tau_rc,
-                                        "discretize_tau_ref": discretize_tau_ref})
-            out, voltage, refractory = LoihiLIFBuilder.step(params, J, consts.dt, *state)
-            return out, [voltage, refractory]
-
-        return step
-    raise ValueError(f"{spec.kind} neurons do not spike")
+    kind = neuron_kinds.named(spec.kind)
+    if kind.step is None:
+        raise ValueError(f"{spec.kind} neurons do not spike")
+    return lambda J, state: kind.step(_params(consts, J), J, list(state))
 
 
-STATE_KEYS = {
-    "relu": ("voltage",),
-    "lif": ("voltage", "refractory_time"),
-    "loihi_relu": ("voltage",),
-    "loihi_lif": ("voltage", "refractory_time"),
-}
+def state_keys(spec):
+    """The names of the neuron state of ``spec``'s kind, in order."""
+    return neuron_kinds.named(spec.kind).state
 
 
 def rate(spec, consts, J):
     """The rate neuron of ``spec`` on currents ``J``: the output of rate neurons, or the
-    rate whose gradient hybrid neurons use (relu -> RectifiedLinear, LIF -> SoftLIFRate)."""
-    params = SimpleNamespace(**{**vars(consts), "zeros": tf.zeros_like(J)})
-    if spec.kind in ("relu", "loihi_relu"):
-        return RectifiedLinearBuilder.step(params, J, consts.dt)
-    if spec.kind in ("lif", "softlif", "loihi_lif"):
-        return SoftLIFRateBuilder.step(params, J, consts.dt)
-    if spec.kind == "lifrate":
-        return LIFRateBuilder.step(params, J, consts.dt)
-    raise ValueError(f"unknown neuron kind {spec.kind!r}")
+    rate whose gradient hybrid neurons use (its registry record's ``rate``)."""
+    return neuron_kinds.named(spec.kind).rate(_params(consts, J), J)
 
 
 def _initial(spec, batch):
     return [
         tf.broadcast_to(tf.constant(spec.initial_state[key][None, :], FLOAT),
                         tf.stack([batch, spec.n_neurons]))
-        for key in STATE_KEYS[spec.kind]
+        for key in state_keys(spec)
     ]
 
 
@@ -191,14 +157,14 @@ def simulate(spec, consts, J, n_steps, static, synapse=None, variants=("raw",), 
     if synapse is None and set(variants) - {"raw"}:
         raise ValueError(f"variants {variants} need a synapse")
     J = tf.stop_gradient(J)
-    if spec.kind in ("relu", "loihi_relu"):
+    if neuron_kinds.named(spec.kind).relu_loop:
         return _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state,
                               return_state)
     step = spiking_step(spec, consts)
     batch = tf.shape(J)[-2]
     if state is None:
         state = initial_state(spec, batch, synapse)
-    n_state = len(STATE_KEYS[spec.kind])
+    n_state = len(state_keys(spec))
     state, y0 = list(state[:n_state]), (state[n_state] if synapse is not None else None)
     zeros = tf.zeros(tf.stack([batch, spec.n_neurons]), FLOAT)
     J_steps = None if static else tf.TensorArray(FLOAT, size=n_steps).unstack(J)
@@ -239,7 +205,7 @@ def _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state, r
     taken out of the loop (the same float32 operations as the NengoDL steps:
     ``voltage += relu(J) * dt; n = floor(voltage); voltage -= n; out = n * alpha``, and
     for Loihi ``voltage += J * dt; n = voltage > 1; voltage = n ? 0 : max(voltage, 0)``)."""
-    loihi = spec.kind == "loihi_relu"
+    loihi = neuron_kinds.named(spec.kind).relu_loop == "reset"
     batch = tf.shape(J)[-2]
     if state is None:
         state = initial_state(spec, batch, synapse)

@@ -34,12 +34,11 @@ import dataclasses
 from typing import Optional
 
 import nengo
-import nengo_dl
 import numpy as np
 import tensorflow as tf
 from nengo.builder.network import seed_network
-from nengo_loihi.neurons import LoihiLIF, LoihiSpikingRectifiedLinear
 
+from nengoseg import neuron_kinds
 from nengoseg.convert import convert
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConversionError
@@ -88,16 +87,6 @@ SUPPORTED_LAYERS = (
     tf.keras.layers.BatchNormalization,
     SoftLIF,
 ) + IDENTITY_LAYERS + MAX_POOLING
-# neuron types the engine simulates -> (kind, spiking)
-NEURON_KINDS = {
-    LoihiSpikingRectifiedLinear: ("loihi_relu", True),
-    LoihiLIF: ("loihi_lif", True),
-    nengo.SpikingRectifiedLinear: ("relu", True),
-    nengo.RectifiedLinear: ("relu", False),
-    nengo.LIF: ("lif", True),
-    nengo_dl.SoftLIFRate: ("softlif", False),
-    nengo.LIFRate: ("lifrate", False),
-}
 DEFAULT_SIGMA = 0.005
 
 
@@ -105,9 +94,9 @@ DEFAULT_SIGMA = 0.005
 class NeuronLayer:
     """One Keras layer that became an ensemble of neurons.
 
-    ``kind`` is "relu", "lif", "loihi_relu", "loihi_lif" (spiking; the last two
-    nengo-loihi's models of Loihi's neurons) or "softlif" / "lifrate" (rate); ``spiking``
-    says whether the forward pass emits spikes. ``gain`` multiplies the layer's
+    ``kind`` names a record of the neuron-kind registry (`nengoseg.neuron_kinds`), e.g.
+    "relu", "loihi_lif", "if_subtract" or "softlif"; ``spiking`` says whether the
+    forward pass emits spikes. ``gain`` multiplies the layer's
     pre-activation (it is the layer's ``scale_firing_rates``), ``amplitude`` is the
     neuron type's (divided by the scale). ``sigma`` is the soft-LIF smoothing of the
     rate used for gradients (and the rate itself for "softlif"). ``initial_state``
@@ -369,13 +358,9 @@ def initial_state(ensemble, seeds):
 
 
 def _kind(neuron_type, name):
-    for cls in type(neuron_type).__mro__:
-        if cls in NEURON_KINDS:
-            return NEURON_KINDS[cls]
-    raise ConversionError(
-        f"layer '{name}' makes {type(neuron_type).__name__} neurons, which the engine does not "
-        f"simulate; allowed: {', '.join(cls.__name__ for cls in NEURON_KINDS)}"
-    )
+    """``(kind name, spiking)`` from the neuron-kind registry (`nengoseg.neuron_kinds`)."""
+    kind, spiking = neuron_kinds.of_type(neuron_type, where=f"layer '{name}'")
+    return kind.name, spiking
 
 
 def _neuron_layer(name, layer, ensemble, seeds, settings):

@@ -93,7 +93,7 @@ from nengoseg.determinism import seed_everything
 from nengoseg.convert.converter import SETTINGS_FILE
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConfigError, ConversionError, DataError
-from nengoseg.neurons import hybrid_of, swap_to_hybrid
+from nengoseg.neuron_kinds import hybrid_of, swap_to_hybrid
 from nengoseg.predictions import save_examples
 from nengoseg.train import checkpoints
 from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' interface)

@@ -1,0 +1,29 @@
+"""Neuron kinds: one record per kind (`NeuronKind`), looked up by every backend.
+
+Importing this package registers every kind (and its NengoDL builders); a new kind is
+a new module here, imported below. See `nengoseg.neuron_kinds.registry`.
+"""
+
+from nengoseg.neuron_kinds import standard  # noqa: F401,I001  (registers the kinds, in order)
+from nengoseg.neuron_kinds import if_subtract  # noqa: F401,I001
+from nengoseg.neuron_kinds.registry import (
+    ACTIVATIONS,
+    NeuronKind,
+    activation_of,
+    converted_kind,
+    hybrid_of,
+    kinds,
+    named,
+    neuron_models,
+    of_type,
+    on_chip_types,
+    rate_neuron,
+    register,
+    swap_to_hybrid,
+)
+
+__all__ = [
+    "ACTIVATIONS", "NeuronKind", "activation_of", "converted_kind", "hybrid_of", "kinds",
+    "named", "neuron_models", "of_type", "on_chip_types", "rate_neuron", "register",
+    "swap_to_hybrid",
+]
