@@ -130,9 +130,11 @@ def compare(converted, x, n_steps=N_STEPS, batch=3):
         # LoihiLIF ("act"); its small outputs leave "deconv" below threshold on Loihi
         dict(synapse=0.005, neuron_model="loihi", soft_lif=True, n_steps=60, scale=1000.0,
              silent=("deconv",)),
+        # the three-stage paper's IF neurons (reset by subtraction, signed input)
+        dict(synapse=0.005, neuron_model="if_subtract", scale=2000.0, n_steps=60, signed=True),
     ],
     ids=["relu-constant", "relu-poisson-ternary", "relu-poisson-binary-nosyn", "lif", "rate",
-         "loihi-relu", "loihi-lif"],
+         "loihi-relu", "loihi-lif", "if-subtract"],
 )
 def test_engine_matches_nengo_dl(options):
     options = dict(options)
@@ -236,8 +238,9 @@ def test_snn_stage_scores_with_the_engine_or_nengo_dl():
     [
         dict(input_coding="poisson", signed=True),  # ReLU, ternary Poisson input spikes
         dict(neuron_model="loihi", soft_lif=True, scale=1000.0),  # LoihiSpikingReLU, LoihiLIF
+        dict(neuron_model="if_subtract", scale=1000.0, signed=True),  # IF, reset by subtraction
     ],
-    ids=["relu-poisson-ternary", "loihi-lif"],
+    ids=["relu-poisson-ternary", "loihi-lif", "if-subtract"],
 )
 def test_engine_cotraining_forward_pass_is_the_spiking_run_bit_for_bit(tmp_path, options):
     """The co-training model's forward pass (training mode: hybrid neurons, differentiable
