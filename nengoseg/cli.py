@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from nengoseg.backends import CHOICES as SEGMENT_ENGINES
+from nengoseg.backends import SIMULATORS, SNN
 from nengoseg.errors import NengosegError
 
 EXIT_USER_ERROR = 2
@@ -97,7 +99,7 @@ def cmd_evaluate(args):
     from nengoseg.config import load_config
     from nengoseg.errors import ConfigError
 
-    if args.engine in ("engine", "nengo-dl"):
+    if args.engine in SIMULATORS:
         args.set = [*args.set, f"evaluate.engine={args.engine}"]
     if args.n_steps is not None:
         if args.n_steps < 1:
@@ -245,7 +247,7 @@ def build_parser():
     _add_config_args(conv)
     conv.add_argument("--checkpoint", help="a Keras .h5 model (default: RUN/ann/model.h5)")
     conv.add_argument(
-        "--engine", choices=("engine", "nengo-dl"),
+        "--engine", choices=SIMULATORS,
         help="the SNN simulator that scores it (default: the config's evaluate.engine)",
     )
     conv.set_defaults(func=cmd_convert)
@@ -265,7 +267,7 @@ def build_parser():
         "--checkpoint", help="a Keras .h5 ANN or a conversion folder (default: RUN/snn, else RUN/ann/model.h5)"
     )
     cot.add_argument(
-        "--engine", choices=("engine", "nengo-dl"),
+        "--engine", choices=SIMULATORS,
         help="the simulator trained (default: the config's cotrain.engine)",
     )
     cot.set_defaults(func=cmd_cotrain)
@@ -279,7 +281,7 @@ def build_parser():
     )
     _add_config_args(ev, force=False)
     ev.add_argument(
-        "--engine", choices=("ann", "snn", "engine", "nengo-dl"), default="snn",
+        "--engine", choices=("ann", SNN, *SIMULATORS), default=SNN,
         help="what to run: the ANN, or the SNN (snn: with the config's evaluate.engine; "
         "engine / nengo-dl: with that simulator) (default: snn)",
     )
@@ -319,9 +321,10 @@ def build_parser():
     seg.add_argument("output", metavar="OUTPUT", help="the mask file (or folder) to write")
     seg.add_argument("--model", required=True, metavar="RUN_DIR", help="a run folder")
     seg.add_argument(
-        "--engine", choices=("ann", "snn", "loihi"), default="ann",
-        help="ann: the Keras network; snn: the co-trained (else converted) spiking network in "
-        "NengoDL; loihi: the Loihi emulator (default: ann)",
+        "--engine", choices=SEGMENT_ENGINES, default="ann",
+        help="ann: the Keras network; snn: the co-trained (else converted) spiking network on "
+        "the time-batched engine (engine; nengo-dl: on NengoDL, the reference); loihi: on the "
+        "Loihi emulator (default: ann). The backend used is printed.",
     )
     existing = seg.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",

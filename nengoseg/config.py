@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import yaml
 
+from nengoseg.backends import DEFAULT_SNN, SIMULATORS
 from nengoseg.errors import ConfigError
 
 _MISSING = object()
@@ -161,8 +162,8 @@ SCHEMA = {
     "cotrain": {
         # nengoseg run: whether the pipeline co-trains after conversion
         "enabled": flag(True),
-        # "engine": nengoseg's time-batched Keras simulation; "nengo-dl": the reference
-        "engine": choice("engine", "engine", "nengo-dl"),
+        # the simulator trained (nengoseg.backends): "engine" (time-batched) or "nengo-dl"
+        "engine": choice(DEFAULT_SNN, *SIMULATORS),
         "epochs": integer(20, low=1),
         "learning_rate": number(1e-4, low=0, low_open=True),
         "batch_size": integer(16, low=1),
@@ -185,8 +186,8 @@ SCHEMA = {
     # "enabled" says whether nengoseg run deploys
     "loihi": free_mapping({"enabled": True}),
     "evaluate": {
-        # the SNN simulator: "engine" (nengoseg.engine, time-batched) or "nengo-dl" (the reference)
-        "engine": choice("engine", "engine", "nengo-dl"),
+        # the SNN simulator (nengoseg.backends): "engine" (time-batched) or "nengo-dl"
+        "engine": choice(DEFAULT_SNN, *SIMULATORS),
         # the examples SNNs are scored on (NengoDL simulation is slow on a CPU:
         # max_subjects keeps whole subjects, so 3D Dice stays meaningful)
         "split": choice("test", "test", "val", "train"),

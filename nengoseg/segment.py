@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from nengoseg import data as nsdata
-from nengoseg import evaluate, rundir, tiling
+from nengoseg import backends, evaluate, rundir, tiling
 from nengoseg.errors import ConfigError, DataError, NengosegError
 from nengoseg.mask_files import (  # noqa: F401  (mark_of: for callers)
     MARK, check_output, check_single_output, check_writable, data_folders,
     is_nifti, mark_of, outputs_to_write, prepare_output_folder, read_volume, write_mask,
 )
 
-ENGINES = ("ann", "snn", "loihi")
+ENGINES = backends.CHOICES  # what --engine accepts
 
 
 class Segmenter:
@@ -37,7 +37,7 @@ class Segmenter:
     def __init__(self, run_dir, engine="ann", minibatch_size=16, verbose=False,
                  overlap=0.5, gaussian=True):
         run_dir = Path(run_dir)
-        check_engine(engine)
+        engine = check_engine(engine)
         self.data_cfg = rundir.trained_data_config(run_dir)
         if self.data_cfg["dataset"] != "hippocampus":
             raise ConfigError(f"{run_dir}: segment works on NIfTI volumes; the run was trained on "
@@ -81,8 +81,8 @@ class Segmenter:
 
 
 def check_engine(engine):
-    if engine not in ENGINES:
-        raise ConfigError(f"bad engine {engine!r}; allowed: {', '.join(ENGINES)}")
+    """The backend ``engine`` asks for (``snn``: the engine); ConfigError if none."""
+    return backends.resolve(engine, ENGINES, "--engine")
 
 
 def model_mark(run_dir, engine):
@@ -106,6 +106,7 @@ def _ann_predictor(segmenter, run_dir):
 
 
 def _snn_predictor(segmenter, run_dir):
+    """The co-trained (else converted) SNN on the engine or NengoDL (`nengoseg.backends`)."""
     from nengoseg import convert as nsconvert
     from nengoseg.snn_stage import latest_conversion
 
@@ -113,9 +114,8 @@ def _snn_predictor(segmenter, run_dir):
     converted = nsconvert.convert(keras_model, settings)
 
     def predict(x):
-        result = nsconvert.run_snn(
-            converted, x, minibatch_size=segmenter.minibatch_size, progress=segmenter.verbose
-        )
+        result = backends.simulate(segmenter.engine, converted, x, segmenter.minibatch_size,
+                                   verbose=segmenter.verbose)
         return result.outputs, settings.threshold
 
     return predict
@@ -144,7 +144,8 @@ def _loihi_predictor(segmenter, run_dir):
     return predict
 
 
-_PREDICTORS = {"ann": _ann_predictor, "snn": _snn_predictor, "loihi": _loihi_predictor}
+_PREDICTORS = {"ann": _ann_predictor, "engine": _snn_predictor, "nengo-dl": _snn_predictor,
+               "loihi": _loihi_predictor}
 
 
 def segment_file(segmenter, input_path, output_path, overwrite=False):
@@ -172,7 +173,7 @@ def segment_paths(run_dir, input_path, output_path, engine="ann", overwrite=Fals
     (a NengosegError "N of M files failed: ..."). Returns the outputs written.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    check_engine(engine)
+    engine = check_engine(engine)
     tiling.check_overlap(overlap)
     if overwrite and skip_existing:
         raise ConfigError("give --overwrite or --skip-existing, not both")
@@ -195,6 +196,8 @@ def segment_paths(run_dir, input_path, output_path, engine="ann", overwrite=Fals
     if not todo:
         return []
     segmenter = Segmenter(run_dir, engine, overlap=overlap)
+    if verbose:
+        print(f"backend: {backends.describe(engine)}", flush=True)
     if not input_path.is_dir():
         return [_segment_and_say(segmenter, *todo[0], verbose, print)]
     return _segment_all(segmenter, todo, output_path, verbose)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg import convert as nsconvert
-from nengoseg import evaluate, rundir
+from nengoseg import backends, evaluate, rundir
 from nengoseg.convert import ConversionSettings
 from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples, save_predictions
@@ -132,29 +132,10 @@ def _source_inputs(run_dir, checkpoint):
     return {"ann": ann_id}
 
 
-SNN_ENGINES = ("engine", "nengo-dl")
-
-
 def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True, engine="engine"):
-    """Simulate ``converted`` on ``x`` with ``engine`` (``evaluate.engine``).
-
-    "engine": `nengoseg.engine.run_engine`, the time-batched simulation; "nengo-dl":
-    `nengoseg.convert.run_snn`, the reference. Both return an ``SNNResult``.
-    """
-    if engine == "nengo-dl":
-        return nsconvert.run_snn(
-            converted, x, n_steps=n_steps, minibatch_size=minibatch_size, progress=verbose
-        )
-    if engine != "engine":
-        raise ConfigError(
-            f"evaluate.engine={engine!r} is not allowed; allowed: {', '.join(map(repr, SNN_ENGINES))}"
-        )
-    from nengoseg.engine import run_engine
-
-    return run_engine(
-        converted.keras_model, converted=converted, x=x, minibatch_size=minibatch_size,
-        n_steps=n_steps, progress=verbose,
-    )
+    """Simulate ``converted`` on ``x`` with ``engine`` (``evaluate.engine``): see
+    `nengoseg.backends.simulate`."""
+    return backends.simulate(engine, converted, x, minibatch_size, n_steps, verbose)
 
 
 def save_snn_predictions(folder, stage, result, part, task, threshold):

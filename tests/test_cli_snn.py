@@ -74,6 +74,16 @@ def test_convert_then_evaluate(trained):
     for row in ("| pure ANN |", "| converted SNN |", "| SNN (nengoseg evaluate) |", "| ANN (nengoseg evaluate) |"):
         assert row in report
 
+    # segment --engine snn runs the time-batched engine, and says so (mark included)
+    from nengoseg.mask_files import mark_of
+    from test_segment import IMAGE
+
+    for engine, backend in (("snn", "engine"), ("nengo-dl", "nengo-dl")):
+        mask = run.parent / f"mask_{engine}.nii.gz"
+        out = run_ok("segment", str(IMAGE), str(mask), "--model", str(run), "--engine", engine)
+        assert f"backend: {backend} (" in out
+        assert f"engine={backend} model=convert:" in mark_of(mask)
+
 
 @pytest.mark.parametrize(
     "extra, expected",
