@@ -46,7 +46,7 @@ from nengo_loihi.builder.validate import validate_synapse
 from nengoseg.loihi import limits
 from nengoseg.loihi.build import apply_block_shapes, build_model, layer_blocks, whole_shapes
 from nengoseg.loihi.errors import LoihiResourceError
-from nengoseg.loihi.fast_build import split_synapse
+from nengoseg.loihi.nengo_loihi_compat import split_synapse
 from nengoseg.loihi.validate import block_usage, first_excess, resource_error
 
 MAX_ROUNDS = 12  # re-splits after a core of the whole split is over a limit

@@ -12,7 +12,7 @@ import numpy as np
 from nengo_loihi.builder import Model
 from nengo_loihi.builder.builder import ValidationLevel
 
-from nengoseg.loihi.fast_build import fast_building
+from nengoseg.loihi.nengo_loihi_compat import fast_building
 
 VALIDATION = {
     "none": ValidationLevel.NONE,

@@ -23,10 +23,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nengoseg.errors import DataError
+from nengoseg.loihi import nengo_loihi_compat as compat
 from nengoseg.loihi.build import block_neurons
 from nengoseg.loihi.errors import LoihiUnavailable
-from nengoseg.loihi.fast_build import fast_building
-from nengoseg.loihi.fast_synapses import vectorise_synapses
 
 TARGETS = ("sim", "loihi")
 
@@ -80,18 +79,18 @@ def make_simulator(loihi_net, target="sim", fast_routing=True, fast_build=True):
     """A nengo-loihi Simulator for ``loihi_net`` (block shapes already chosen).
 
     ``fast_routing``: on the emulator, route spikes with sparse matrix products
-    (`nengoseg.loihi.fast_synapses`, the same integer sums as nengo-loihi's
+    (`nengoseg.loihi.nengo_loihi_compat`, the same integer sums as nengo-loihi's
     per-spike loop, much faster); False keeps nengo-loihi's own loop.
-    ``fast_build``: split and validate with `nengoseg.loihi.fast_build` (the same
+    ``fast_build``: split and validate with array operations (the same
     model as nengo-loihi's build, faster).
     """
     check_target(target)
     s = loihi_net.settings
-    with fast_building(fast_build):
+    with compat.fast_building(fast_build):
         sim = nengo_loihi.Simulator(loihi_net.network, dt=s.dt, seed=s.seed, target=target)
-    emulator = sim.sims.get("emulator")
+    emulator = compat.emulator_of(sim)
     if fast_routing and emulator is not None:
-        vectorise_synapses(emulator)
+        compat.vectorise_synapses(emulator)
     return sim
 
 
@@ -115,7 +114,7 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     start = time.time()
     sim = simulator or make_simulator(loihi_net, target, fast_routing)
     build_seconds = time.time() - start if simulator is None else 0.0
-    emulator = sim.sims.get("emulator")
+    emulator = compat.emulator_of(sim)
     layers = {layer.name: layer for layer in loihi_net.on_chip_layers}
     counts = {name: np.zeros(layer.n_neurons) for name, layer in layers.items()}
     inputs = [layer.name for layer in loihi_net.layers.values() if not layer.on_chip]
@@ -126,8 +125,8 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     try:
         for i, image in enumerate(x):
             if emulator is not None:
-                _rest(emulator)
-                before = emulator.compartment.spike_count.copy()
+                compat.rest(emulator)
+                before = compat.spike_counts(emulator)
             elif i > 0:
                 loihi_net.coder.present(np.zeros_like(image), settle_steps, sim.n_steps, rng)
                 sim.run_steps(settle_steps)
@@ -165,14 +164,6 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     )
 
 
-def _rest(emulator):
-    """Put every emulated compartment back at rest (state only; parameters untouched)."""
-    c = emulator.compartment
-    for array in (c.input, c.current, c.voltage, c.ref_count):
-        array[...] = 0
-    c.spiked[...] = False
-
-
 def _read(loihi_net, sim, window):
     """The readout of the last run: probed spikes, host-side synapse, window average."""
     s = loihi_net.settings
@@ -186,9 +177,9 @@ def _read(loihi_net, sim, window):
 
 
 def _add_counts(counts, model, emulator, before, layers):
-    spikes = emulator.compartment.spike_count - before
+    spikes = compat.spike_counts(emulator) - before
     for name, layer in layers.items():
         found = model.objs[layer.ensemble]["out"]
         for block in found if isinstance(found, (list, tuple)) else [found]:
-            where = emulator.block_info.slices[block]
+            where = compat.block_slice(emulator, block)
             counts[name][block_neurons(model, block)] += spikes[where]

@@ -42,6 +42,7 @@ from nengoseg import neuron_kinds
 from nengoseg.convert import convert
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConversionError
+from nengoseg.nengo_dl_compat import lowpass_coefficients
 from nengoseg.layer_kinds import DROPOUT_LAYERS
 
 # layers nengoseg's converter turns into the identity (inference-time behaviour)
@@ -217,8 +218,7 @@ def make_plan(keras_model, settings=None, converted=None, calibration_data=None)
     reads = _reads(converted, graph, nodes, objects, output_name)
     synapse = None
     if settings.synapse is not None:
-        A, B, C, D = nengo.Lowpass(settings.synapse)._get_ss(settings.dt)
-        synapse = (np.float32(A.item()), np.float32((B * C).item()))
+        synapse = lowpass_coefficients(settings.synapse, settings.dt)
     return EnginePlan(
         converted=converted,
         keras_model=weights_model,

@@ -21,9 +21,9 @@ from typing import Callable, Optional
 
 import nengo
 import nengo_dl
-from nengo_dl.neuron_builders import SimNeuronsBuilder
 
 from nengoseg.errors import ConversionError
+from nengoseg.nengo_dl_compat import register_builders
 
 # ANN activation -> the rate neuron nengo_dl.Converter makes for it, and how the Loihi
 # rewrite makes the same rate neuron (for its exactness check) from the layer's
@@ -116,7 +116,7 @@ def register(kind):
     if kind.spiking and kind.on_chip is None and not kind.off_chip:
         raise ValueError(f"neuron kind {kind.name!r}: give on_chip or the off_chip reason")
     _KINDS[kind.name] = kind
-    SimNeuronsBuilder.TF_NEURON_IMPL.update(kind.builders)
+    register_builders(kind.builders)
     return kind
 
 

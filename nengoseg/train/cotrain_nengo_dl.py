@@ -52,6 +52,7 @@ import tensorflow as tf
 
 from nengoseg.convert.layers import SoftLIF  # noqa: F401  (registers the converters)
 from nengoseg.errors import ConversionError
+from nengoseg.nengo_dl_compat import generate_inputs
 from nengoseg.train.trainable import TrainableSNN
 
 OUTPUT_LABEL = "output"
@@ -98,7 +99,7 @@ class NengoDLTrainable(TrainableSNN):
 
     def model_inputs(self, coded):
         # every input Node: the image, plus the constant bias Nodes tiled over time
-        return self.sim._generate_inputs({self.converted.input_node: coded})
+        return generate_inputs(self.sim, {self.converted.input_node: coded})
 
     @property
     def trainer(self):
