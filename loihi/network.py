@@ -17,6 +17,7 @@ import nengo
 import numpy as np
 import tensorflow as tf
 
+from nengoseg.description import RunSettings
 from nengoseg.errors import DataError
 from nengoseg.loihi.limits import MAX_SPIKES_PER_STEP
 
@@ -25,56 +26,24 @@ from nengoseg.loihi.limits import MAX_SPIKES_PER_STEP
 
 
 @dataclasses.dataclass
-class LoihiSettings:
-    """How the Loihi network is built and run (the conversion's choices plus input coding).
+class LoihiSettings(RunSettings):
+    """How the Loihi network is built and run: the description's run settings
+    (`nengoseg.description.RunSettings`: spiking, neuron model, synapse, dt, steps,
+    input coding, readout, seed), plus
 
-    spiking
-        True: ``nengo.SpikingRectifiedLinear`` / ``nengo.LIF`` (what Loihi runs).
-    neuron_model
-        The conversion's ``neuron_model``: its neuron kinds (`nengoseg.neuron_kinds`)
-        say what goes on chip, or why they cannot.
-        False: ``nengo.RectifiedLinear`` / ``nengo_dl.SoftLIFRate``, for the
-        exactness check in the reference simulator only.
+    signed_input
+        Input spikes (`InputCoder`) for negative pixels too, from an "off" population.
     layer_scales
-        ``{layer: scale}`` for every neuron layer (``scale_firing_rates`` resolved).
-    synapse
-        Lowpass time constant (s) on every connection between neurons, and of the
-        host-side readout filter; None: none.
-    dt, n_steps, readout_steps
-        Step length (s), steps per image, and the final steps the readout
-        averages (None: the last half).
-    input_coding, input_rate_hz, signed_input
-        Input spikes (`InputCoder`): "constant" (regular spikes at
-        ``|x| * input_rate_hz``) or "poisson"; ``signed_input`` adds an "off"
-        population for negative pixels.
-    readout, threshold, output_activation
-        As in `nengoseg.convert.ConversionSettings`: segmentation masks are
-        ``sigmoid(output) > threshold``.
-    seed
-        Seeds the build, the simulator and Poisson input spikes.
+        ``{layer: scale}`` for every neuron layer (the description's gains).
+
+    ``spiking`` False builds ``nengo.RectifiedLinear`` / ``nengo_dl.SoftLIFRate``
+    neurons, for the exactness check in the reference simulator only. The synapse
+    filters every connection between neurons and the host-side readout.
     """
 
-    spiking: bool = True
-    neuron_model: str = "nengo"
-    layer_scales: dict = dataclasses.field(default_factory=dict)
     synapse: Optional[float] = 0.005
-    dt: float = 0.001
-    n_steps: int = 100
-    readout_steps: Optional[int] = None
-    input_coding: str = "constant"
-    input_rate_hz: float = 1000.0
     signed_input: bool = True
-    readout: str = "segmentation"
-    threshold: float = 0.5
-    output_activation: str = "linear"
-    seed: Optional[int] = 0
-
-    def window(self, n_steps=None):
-        """Steps averaged by the readout for a run of ``n_steps`` steps."""
-        n_steps = self.n_steps if n_steps is None else n_steps
-        if self.readout_steps is None:
-            return max(1, n_steps // 2)
-        return min(self.readout_steps, n_steps)
+    layer_scales: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -149,10 +118,13 @@ class LoihiNetwork:
         Every Neurons -> Neurons connection, with its transform kind.
     readout, output_probes
         `Readout` and the unfiltered probe of each layer it reads.
-    keras_model
-        The prepared Keras model that was rebuilt (logits out).
+    description
+        The `nengoseg.description.NetworkDescription` it was built from.
     settings
         `LoihiSettings`.
+    keras_model
+        The prepared Keras model it was described from (logits out), when built from
+        one (`nengoseg.loihi.rewrite.build_loihi_network`), else None.
     block_shapes
         ``{layer: nengo_loihi.BlockShape}`` once `choose_block_shapes` has run.
     """
@@ -164,8 +136,9 @@ class LoihiNetwork:
     connections: list
     readout: Readout
     output_probes: dict
-    keras_model: tf.keras.Model
+    description: object  # nengoseg.description.NetworkDescription
     settings: LoihiSettings
+    keras_model: Optional[tf.keras.Model] = None
     block_shapes: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -174,7 +147,7 @@ class LoihiNetwork:
 
     @property
     def input_shape(self):
-        return tuple(self.keras_model.input_shape[1:])
+        return tuple(self.description.input.shape)
 
     @property
     def output_shape(self):

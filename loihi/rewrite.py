@@ -1,10 +1,11 @@
-"""Keras model -> a Nengo network that nengo-loihi builds: neurons -> neurons only.
+"""Network description -> a Nengo network that nengo-loihi builds: neurons -> neurons only.
 
 ``nengo_dl.Converter`` turns pooling, upsampling and concatenation into passthrough
 Nodes, conv biases into host-side bias Nodes and the input into a Node; nengo-loihi
 1.1 rejects all of these (see ``shared/DESIGN.md``). This module builds the spiking
-network again from the Keras graph and the conversion's decisions (neuron type,
-per-layer ``scale_firing_rates``, synapse, dt), so that:
+network again from the conversion's network description (`nengoseg.description`:
+the layers' linear operations and weights, each neuron layer's kind and scale, the
+synapse, dt), so that:
 
 - every neuron layer (a Conv2D / Conv2DTranspose / Dense with ReLU activation, an
   Activation or ReLU layer, a `nengoseg.convert.SoftLIF` layer) is one on-chip
@@ -31,23 +32,28 @@ With rate neurons (``spiking=False``) and ``synapse=None`` the network computes 
 Keras model exactly (tested with the reference Nengo simulator); the rate
 neurons cannot run on Loihi and are for that check only.
 
-This module holds the builder (`build_loihi_network`, `from_conversion`); the
-Keras layer handlers are in `nengoseg.loihi.keras_layers`, the result classes
+This module holds the builder (`from_description`, and `build_loihi_network` /
+`from_conversion`, which describe a Keras model or a conversion first); the
+operations' affine maps are in `nengoseg.loihi.affine`, the result classes
 (`LoihiNetwork`, `LoihiSettings`, `Readout`, `InputCoder`, ...) in
 `nengoseg.loihi.network`.
 """
 
+import dataclasses
 from collections import OrderedDict
+from pathlib import Path
 
 import nengo
 import nengo_loihi
 import numpy as np
-import tensorflow as tf
 
 from nengoseg import neuron_kinds
-from nengoseg.errors import ConfigError
+from nengoseg.description import DESCRIPTION_FILE, RunSettings, describe
+from nengoseg.description import load as load_description
+from nengoseg.errors import ConfigError, ConversionError
 from nengoseg.loihi import linear
-from nengoseg.loihi.keras_layers import Affine, handler_for, layer_out_shape, unsupported
+from nengoseg.loihi import affine
+from nengoseg.loihi.affine import Affine
 from nengoseg.loihi.limits import MAX_SPIKES_PER_STEP
 from nengoseg.loihi.network import (InputCoder, LoihiConnection, LoihiLayer, LoihiNetwork,
                                     LoihiSettings, Readout)
@@ -59,61 +65,49 @@ READOUTS = ("segmentation", "regression")
 # ---------------------------------------------------------------- the builder
 
 
-def make_neuron_type(spec, scale, spiking, neuron_model="nengo", where="a layer"):
-    """The Nengo neuron type for ``spec`` at firing-rate ``scale`` (amplitude / scale).
+def make_neuron_type(neurons, spiking, neuron_model="nengo", where="a layer"):
+    """The Nengo neuron type of a description's `Neurons` record.
 
-    ``spec`` is ``("relu",)`` or ``("softlif", tau_rc, tau_ref, amplitude, sigma)``. Spiking:
-    what the neuron-kind registry puts on chip for the kind ``neuron_model`` converts
-    this activation to (a ConversionError says why, for a kind that cannot go on chip);
-    rate: the converter's rate neuron (for the exactness check).
+    Spiking: what the neuron-kind registry puts on chip for the kind ``neuron_model``
+    converts the record's activation to (a ConversionError says why, for a kind that
+    cannot go on chip); rate: the converter's rate neuron (for the exactness check).
     """
-    activation, params = spec[0], dict(zip(("tau_rc", "tau_ref", "amplitude", "sigma"), spec[1:]))
     if not spiking:
-        return neuron_kinds.rate_neuron(activation, scale, **params)
-    kind = neuron_kinds.converted_kind(activation, neuron_model, where=where)
-    params.pop("sigma", None)
-    params["amplitude"] = params.get("amplitude", 1.0) / scale
-    return kind.on_chip_neuron(**params, where=where)
+        return neuron_kinds.rate_neuron(neurons.activation, 1.0, tau_rc=neurons.tau_rc,
+                                        tau_ref=neurons.tau_ref, amplitude=neurons.amplitude,
+                                        sigma=neurons.sigma)
+    kind = neuron_kinds.converted_kind(neurons.activation, neuron_model, where=where)
+    return kind.on_chip_neuron(tau_rc=neurons.tau_rc, tau_ref=neurons.tau_ref,
+                               amplitude=neurons.amplitude, where=where)
 
 
 class _Builder:
-    """Walks the Keras graph and fills a ``nengo.Network``."""
+    """Walks a network description and fills a ``nengo.Network``."""
 
-    def __init__(self, model, settings, scales, max_to_avg_pool, pop_type, layout):
+    def __init__(self, description, settings, pop_type, layout):
         self.layout = layout
-        self.model = model
+        self.description = description
         self.settings = settings
-        self.scales = scales
-        self.max_to_avg_pool = max_to_avg_pool
         self.pop_type = pop_type
         self.layers = OrderedDict()
         self.connections = []
-        self.net = nengo.Network(label=f"{model.name} (Loihi)", seed=settings.seed)
+        self.net = nengo.Network(label=f"{description.name} (Loihi)", seed=settings.seed)
         nengo_loihi.add_params(self.net)
         self.synapse = None if settings.synapse is None else nengo.Lowpass(settings.synapse)
 
-    def scale_of(self, name):
-        if isinstance(self.scales, dict):
-            return float(self.scales.get(name, 1.0))
-        return float(self.scales)
-
     def build(self):
         values = {}
-        for layer in self.model.layers:
-            if isinstance(layer, tf.keras.layers.InputLayer):
+        for layer in self.description.layers:
+            if layer.op == "input":
                 values[layer.name] = self.add_input(layer)
                 continue
-            inbound = layer.inbound_nodes[0].inbound_layers
-            inbound = inbound if isinstance(inbound, (list, tuple)) else [inbound]
-            inputs = [values[source.name] for source in inbound]
-            pre, neuron = handler_for(layer)(layer, inputs, self)
-            values[layer.name] = pre if neuron is None else self.add_neurons(layer, pre, neuron)
-        output = values[self.model.outputs[0].node.layer.name]
-        return self.readout(output)
+            pre = affine.apply(layer, [values[name] for name in layer.inputs])
+            values[layer.name] = pre if layer.neurons is None else self.add_neurons(layer, pre)
+        return self.readout(values[self.description.output])
 
     def add_input(self, layer):
         s = self.settings
-        shape = layer_out_shape(layer)
+        shape = layer.shape
         coder = InputCoder(shape, s.signed_input, s.spiking, s.input_coding, s.input_rate_hz, s.dt)
         with self.net:
             self.input_node = nengo.Node(coder, size_out=coder.size_out, label=layer.name)
@@ -134,19 +128,19 @@ class _Builder:
             terms.append((name, () if i == 0 else (linear.Scale(shape, -1.0),)))
         return Affine(shape, terms)
 
-    def add_neurons(self, layer, pre, spec):
+    def add_neurons(self, layer, pre):
         name, shape = layer.name, pre.shape
         if not pre.terms:
-            raise unsupported(layer, "its input does not depend on the network input")
-        scale = self.scale_of(name)
+            raise ConversionError(f"layer '{name}' cannot be mapped to Loihi: its input does "
+                                  "not depend on the network input")
+        scale = layer.neurons.gain
         n = int(np.prod(shape))
         bias = nengo.dists.Choice([0.0]) if pre.const is None else scale * pre.const
+        neuron_type = make_neuron_type(layer.neurons, self.settings.spiking,
+                                       self.settings.neuron_model, f"layer '{name}'")
         with self.net:
-            ens = nengo.Ensemble(
-                n, 1, neuron_type=make_neuron_type(spec, scale, self.settings.spiking,
-                                             self.settings.neuron_model, f"layer '{name}'"),
-                gain=nengo.dists.Choice([scale]), bias=bias, label=name,
-            )
+            ens = nengo.Ensemble(n, 1, neuron_type=neuron_type, gain=nengo.dists.Choice([scale]),
+                                 bias=bias, label=name)
         self.layers[name] = LoihiLayer(name, ens, shape, scale, on_chip=True)
         for source, chain in pre.terms:
             source_shape = self.layers[source].shape
@@ -248,29 +242,46 @@ def build_loihi_network(
         from nengoseg.convert import prepare_model
 
         keras_model, removed = prepare_model(keras_model)
-    settings = LoihiSettings(
+    run = RunSettings(
         spiking=bool(spiking), neuron_model=neuron_model, synapse=synapse, dt=float(dt),
-        n_steps=int(n_steps),
-        readout_steps=readout_steps, input_coding=input_coding,
-        input_rate_hz=float(input_rate_hz), signed_input=bool(signed_input), readout=readout,
-        threshold=float(threshold),
+        n_steps=int(n_steps), readout_steps=readout_steps, input_coding=input_coding,
+        input_rate_hz=float(input_rate_hz), readout=readout, threshold=float(threshold),
         output_activation=removed if output_activation is None else output_activation,
         seed=seed,
     )
-    if layout is None:
-        layout = "loihi" if spiking else "nengo"
-    builder = _Builder(keras_model, settings, scale_firing_rates, max_to_avg_pool, pop_type,
-                       layout)
-    readout_map, probes = builder.build()
-    neuron_layers = [l.name for l in builder.layers.values() if l.on_chip]
+    description = describe(keras_model, run, scale_firing_rates, max_to_avg_pool)
     if isinstance(scale_firing_rates, dict):
+        neuron_layers = list(description.neuron_layers)
         unknown = sorted(set(scale_firing_rates) - set(neuron_layers))
         if unknown:
             raise ConfigError(
                 f"scale_firing_rates names layer {unknown[0]!r}, which is not a neuron layer of "
                 f"model '{keras_model.name}'; allowed: {', '.join(neuron_layers) or 'none'}"
             )
-    settings.layer_scales = {name: builder.scale_of(name) for name in neuron_layers}
+    loihi_net = from_description(description, signed_input=signed_input, pop_type=pop_type,
+                                 layout=layout)
+    loihi_net.keras_model = keras_model
+    return loihi_net
+
+
+def from_description(description, spiking=None, signed_input=True, pop_type=32, layout=None):
+    """Build the Loihi network of a `nengoseg.description.NetworkDescription`.
+
+    Its run settings (synapse, dt, steps, input coding, readout, neuron model) are
+    used; ``spiking`` False builds rate neurons (exactness check, reference simulator
+    only); ``signed_input``, ``pop_type`` and ``layout`` as in `build_loihi_network`.
+    """
+    run = description.run
+    spiking = run.spiking if spiking is None else bool(spiking)
+    _check_options(run.input_coding, run.input_rate_hz, run.dt, run.readout, pop_type,
+                   run.synapse)
+    settings = LoihiSettings(**{**dataclasses.asdict(run), "spiking": spiking},
+                             signed_input=bool(signed_input))
+    if layout is None:
+        layout = "loihi" if spiking else "nengo"
+    builder = _Builder(description, settings, pop_type, layout)
+    readout_map, probes = builder.build()
+    settings.layer_scales = {name: n.gain for name, n in description.neuron_layers.items()}
     return LoihiNetwork(
         network=builder.net,
         input_node=builder.input_node,
@@ -279,47 +290,32 @@ def build_loihi_network(
         connections=builder.connections,
         readout=readout_map,
         output_probes=probes,
-        keras_model=keras_model,
+        description=description,
         settings=settings,
     )
 
 
 def from_conversion(source, spiking=None, **options):
-    """`build_loihi_network` with the settings of a NengoDL conversion.
+    """The Loihi network of a NengoDL conversion, built from its network description.
 
     ``source``: a `nengoseg.convert.ConvertedNetwork`, a ``(keras_model,
     ConversionSettings)`` pair, or a folder written by
-    `nengoseg.convert.save_conversion` (a converted or co-trained SNN). Its
-    resolved per-layer scales, synapse, dt, steps, input coding and readout are
-    used; ``options`` override `build_loihi_network` arguments.
+    `nengoseg.convert.save_conversion` (a converted or co-trained SNN; its saved
+    description is read, or made from its Keras model and settings when it has none).
+    ``options``: ``signed_input``, ``pop_type``, ``layout`` (see `build_loihi_network`).
     """
     from nengoseg.convert import ConvertedNetwork, load_conversion
+    from nengoseg.convert.describe import describe_conversion
 
     if isinstance(source, ConvertedNetwork):
-        keras_model, settings = source.keras_model, source.settings
+        description = source.description
     elif isinstance(source, (tuple, list)):
-        keras_model, settings = source
+        description = describe_conversion(*source)
+    elif (Path(source) / DESCRIPTION_FILE).is_file():
+        description = load_description(source)
     else:
-        keras_model, settings = load_conversion(source)
-    scales = settings.layer_scales or settings.scale_firing_rates
-    arguments = dict(
-        spiking=settings.spiking if spiking is None else spiking,
-        neuron_model=settings.neuron_model,
-        scale_firing_rates=dict(scales) if isinstance(scales, dict) else scales,
-        synapse=settings.synapse,
-        dt=settings.dt,
-        n_steps=settings.n_steps,
-        readout_steps=settings.readout_steps,
-        input_coding=settings.input_coding,
-        input_rate_hz=settings.input_rate_hz,
-        readout=settings.readout,
-        threshold=settings.threshold,
-        output_activation=settings.output_activation,
-        max_to_avg_pool=settings.max_to_avg_pool,
-        seed=settings.seed,
-    )
-    arguments.update(options)
-    return build_loihi_network(keras_model, **arguments)
+        description = describe_conversion(*load_conversion(source))
+    return from_description(description, spiking=spiking, **options)
 
 
 def _check_options(input_coding, input_rate_hz, dt, readout, pop_type, synapse):

@@ -104,7 +104,8 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
     snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
                   engine=engine)
     with rundir.writing_stage(run_dir, "convert", prov) as new:
-        nsconvert.save_conversion(new.path, keras_model, converted.settings)
+        nsconvert.save_conversion(new.path, keras_model, converted.settings,
+                                  converted.description)
         new.results["ann_on_snn_examples"] = stage_result(data.task, ann, part, converted)
         new.results["converted_snn"] = {**stage_result(data.task, snn, part, converted),
                                         "engine": engine}

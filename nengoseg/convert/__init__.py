@@ -15,15 +15,10 @@ Importing this package registers nengoseg's NengoDL layer converters
 """
 
 from nengoseg.convert.coding import encode_inputs, spike_height
-from nengoseg.convert.converter import (
-    ConvertedNetwork,
-    convert,
-    load_conversion,
-    percentile_activations,
-    prepare_model,
-    save_conversion,
-)
+from nengoseg.convert.converter import ConvertedNetwork, convert, percentile_activations
 from nengoseg.convert.layers import SoftLIF
+from nengoseg.convert.prepare import prepare_model
+from nengoseg.convert.record import load_conversion, save_conversion
 from nengoseg.convert.settings import ConversionSettings
 from nengoseg.convert.simulate import SNNResult, read_out, run_ann, run_snn
 

@@ -2,11 +2,10 @@
 
 `convert` runs in four steps:
 
-1. `prepare_model` rebuilds the Keras model from its config (the user's model is
-   not touched): BatchNormalization is folded into the Conv2D / Conv2DTranspose /
-   Dense before it (or frozen, where it cannot be folded), Keras regularisers and
-   constraints are dropped, and a sigmoid on the output layer is moved into the
-   readout (so the network outputs logits and needs no sigmoid "neurons").
+1. `nengoseg.convert.prepare.prepare_model` rebuilds the Keras model from its
+   config (the user's model is not touched): BatchNormalization folded or frozen,
+   regularisers and constraints dropped, an output sigmoid moved into the readout
+   (see that module).
 2. Firing-rate scales: ``scale_firing_rates`` as given, or data-based percentile
    normalisation (`percentile_activations`, Rueckauer et al. 2016).
 3. ``nengo_dl.Converter`` with ``allow_fallback=False``; any layer it cannot turn
@@ -16,12 +15,13 @@
 4. Rate neurons are swapped for spiking ones (``spiking=True``) and every neuron
    layer is probed, for firing rates.
 
+Saving and loading a conversion is in `nengoseg.convert.record`.
+
 Where nengo-dl 3.6 falls short (and what is done here instead):
 
-- Its BatchNormalization converter needs ``inference_only=True`` (which makes the
-  whole network untrainable in NengoDL, ruling out co-training) or a frozen layer,
-  and then adds passthrough and bias Nodes that nengo-loihi rejects. Folding the
-  normalisation into the preceding weights avoids both.
+- Its BatchNormalization converter does not suit co-training or Loihi; the
+  normalisation is folded into the preceding weights instead
+  (`nengoseg.convert.prepare`).
 - With ``allow_fallback=False`` it raises a bare ``TypeError`` that suggests
   turning fallback on; an unsupported activation raises one that does not name the
   layer. `_StrictConverter` checks first and names the layer.
@@ -30,31 +30,23 @@ Where nengo-dl 3.6 falls short (and what is done here instead):
   done on the built ensembles instead (`_swap_to_spiking`).
 """
 
-import copy
 import dataclasses
 import warnings
-from pathlib import Path
 
-import keras
 import nengo
 import nengo_dl
 import numpy as np
 import tensorflow as tf
 
-import nengoseg
 from nengoseg import neuron_kinds
-from nengoseg.atomic import atomic_path, write_json
-from nengoseg.convert.layers import TRAINING_ONLY_ARGS
+from nengoseg.convert.describe import describe_conversion
+from nengoseg.convert.prepare import prepare_model
+from nengoseg.convert.record import installed_versions
 from nengoseg.convert.settings import ConversionSettings
 from nengoseg.errors import ConversionError, DataError
 
-KERAS_MODEL_FILE = "keras_model.h5"
-SETTINGS_FILE = "conversion.json"
-
 # activations a layer may carry: they become no neurons (linear) or ReLU neurons.
 SUPPORTED_ACTIVATIONS = (None, tf.keras.activations.linear, tf.keras.activations.relu, tf.nn.relu)
-FOLDABLE = (tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose, tf.keras.layers.Dense)
-DROPPED_OUTPUT_ACTIVATIONS = ("sigmoid",)
 
 
 @dataclasses.dataclass
@@ -90,6 +82,13 @@ class ConvertedNetwork:
     settings: ConversionSettings
     keras_model: tf.keras.Model
     converter: nengo_dl.Converter
+
+    @property
+    def description(self):
+        """The `nengoseg.description.NetworkDescription` of this network (plain data:
+        layers, weights, neuron kinds, scales and initial state, run settings)."""
+        return describe_conversion(self.keras_model, self.settings, self.network,
+                                   self.neuron_probes, prepared=True)
 
     @property
     def input_shape(self):
@@ -173,160 +172,6 @@ def _as_settings(settings):
         return ConversionSettings.from_dict(settings)
     settings.validate()
     return settings
-
-
-# ---------------------------------------------------------------- Keras model preparation
-
-
-def prepare_model(keras_model):
-    """Rebuild ``keras_model`` ready for conversion; returns ``(model, output_activation)``.
-
-    The new model computes the same function as ``keras_model`` except that a
-    sigmoid on the output layer is removed (``output_activation="sigmoid"``; the
-    readout applies it). Changes, all made on the model's config:
-
-    - BatchNormalization directly after a Conv2D, Conv2DTranspose or Dense layer
-      with linear activation, channels last, that feeds nothing else, is folded into
-      that layer's kernel and bias: ``s = gamma / sqrt(var + eps)``,
-      ``kernel *= s`` (per output channel), ``bias = s * (bias - mean) + beta``.
-      Any other BatchNormalization is frozen (``trainable=False``) and converted by
-      nengo-dl as a fixed per-channel affine map.
-    - Regularisers and constraints are dropped (Keras-training only).
-
-    Nested models and layers applied more than once are refused (ConversionError).
-    """
-    model = _functional(keras_model)
-    config = copy.deepcopy(model.get_config())
-    entries = {entry["name"]: entry for entry in config["layers"]}
-    _refuse_nested_and_shared(model, entries)
-    for entry in config["layers"]:
-        for key in TRAINING_ONLY_ARGS:
-            if entry["config"].get(key) is not None:
-                entry["config"][key] = None
-
-    output_activation = _drop_output_activation(config, entries)
-    folds = {}
-    for layer in model.layers:
-        if not isinstance(layer, tf.keras.layers.BatchNormalization):
-            continue
-        producer = _foldable_producer(model, layer, config)
-        if producer is None:
-            entries[layer.name]["config"]["trainable"] = False
-        else:
-            folds[producer.name] = _folded_weights(producer, layer)
-            entries[producer.name]["config"]["use_bias"] = True
-            _bypass(config, layer.name)
-
-    custom_objects = {tf.keras.utils.get_registered_name(type(l)): type(l) for l in model.layers}
-    prepared = tf.keras.Model.from_config(config, custom_objects=custom_objects)
-    for layer in prepared.layers:
-        if layer.weights:
-            weights = folds.get(layer.name) or model.get_layer(layer.name).get_weights()
-            layer.set_weights(weights)
-    return prepared, output_activation
-
-
-def _functional(keras_model):
-    if isinstance(keras_model, tf.keras.Sequential):
-        if not keras_model.built or keras_model.inputs is None:
-            raise ConversionError(
-                f"Sequential model '{keras_model.name}' has no input shape; "
-                "give its first layer input_shape=... or start it with tf.keras.Input"
-            )
-        keras_model = tf.keras.Model(keras_model.inputs, keras_model.outputs, name=keras_model.name)
-    if not isinstance(keras_model, nengo_dl.compat.Functional):
-        raise ConversionError(
-            f"model '{keras_model.name}' ({type(keras_model).__name__}) is a subclassed Keras "
-            "model; only functional and Sequential models can be converted"
-        )
-    if len(keras_model.inputs) != 1 or len(keras_model.outputs) != 1:
-        raise ConversionError(
-            f"model '{keras_model.name}' has {len(keras_model.inputs)} inputs and "
-            f"{len(keras_model.outputs)} outputs; nengoseg converts models with one of each"
-        )
-    return keras_model
-
-
-def _refuse_nested_and_shared(model, entries):
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            raise ConversionError(
-                f"layer '{layer.name}' ({type(layer).__name__}) is a nested Keras model; "
-                "build the model from layers only (no sub-models) to convert it"
-            )
-        if len(entries[layer.name]["inbound_nodes"]) > 1:
-            raise ConversionError(
-                f"layer '{layer.name}' ({type(layer).__name__}) is applied more than once "
-                "(shared weights); nengoseg converts models whose layers are used once"
-            )
-
-
-def _drop_output_activation(config, entries):
-    """Remove a sigmoid from the output layer; return the removed activation or "linear"."""
-    name = config["output_layers"][0][0]
-    layer_config = entries[name]["config"]
-    activation = layer_config.get("activation")
-    if activation not in DROPPED_OUTPUT_ACTIVATIONS:
-        return "linear"
-    if entries[name]["class_name"] == "Activation":
-        _bypass(config, name)
-    else:
-        layer_config["activation"] = "linear"
-    return activation
-
-
-def _consumers(config, name):
-    """How many times the output of layer ``name`` is used (by layers or as model output)."""
-    uses = sum(
-        ref[0] == name
-        for entry in config["layers"]
-        for node in entry["inbound_nodes"]
-        for ref in node
-    )
-    return uses + sum(ref[0] == name for ref in config["output_layers"])
-
-
-def _foldable_producer(model, bn, config):
-    """The layer ``bn`` can be folded into, or None."""
-    producer = bn.inbound_nodes[0].inbound_layers
-    foldable = (
-        type(producer) in FOLDABLE
-        and producer.activation is tf.keras.activations.linear
-        and getattr(producer, "data_format", "channels_last") == "channels_last"
-        and list(bn.axis) == [len(bn.input_shape) - 1]
-        and _consumers(config, producer.name) == 1
-    )
-    return producer if foldable else None
-
-
-def _folded_weights(producer, bn):
-    """Kernel and bias of ``producer`` with ``bn`` (inference statistics) folded in."""
-    gamma = bn.gamma.numpy() if bn.scale else 1.0
-    beta = bn.beta.numpy() if bn.center else 0.0
-    scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-    shift = beta - scale * bn.moving_mean.numpy()
-    kernel = producer.kernel.numpy()
-    bias = producer.bias.numpy() if producer.use_bias else 0.0
-    if isinstance(producer, tf.keras.layers.Conv2DTranspose):
-        kernel = kernel * scale[:, None]  # (kh, kw, out, in)
-    else:
-        kernel = kernel * scale  # (..., in, out)
-    return [kernel.astype(np.float32), (bias * scale + shift).astype(np.float32)]
-
-
-def _bypass(config, name):
-    """Remove layer ``name`` from a functional config, wiring its input to its users."""
-    entry = next(e for e in config["layers"] if e["name"] == name)
-    source = entry["inbound_nodes"][0][0]
-    config["layers"].remove(entry)
-    for other in config["layers"]:
-        for node in other["inbound_nodes"]:
-            for i, ref in enumerate(node):
-                if ref[0] == name:
-                    node[i] = [*source[:3], *ref[3:]]
-    config["output_layers"] = [
-        source[:3] if ref[0] == name else ref for ref in config["output_layers"]
-    ]
 
 
 # ---------------------------------------------------------------- firing-rate scales
@@ -526,119 +371,3 @@ def _swap_to_spiking(model, neurons, neuron_model):
 
 def _neuron_type_names(neurons):
     return {name: type(obj.ensemble.neuron_type).__name__ for name, obj in neurons.items()}
-
-
-# ---------------------------------------------------------------- save and load
-
-
-def installed_versions():
-    """Versions of the packages that decide what a conversion builds."""
-    return {
-        "nengoseg": nengoseg.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "nengo": nengo.__version__,
-        "nengo-dl": nengo_dl.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def save_conversion(path, keras_model, settings):
-    """Write ``<path>/keras_model.h5`` and ``<path>/conversion.json``, each atomically.
-
-    Pass the original Keras model and ``converted.settings`` (the resolved
-    settings): `load_conversion` then gives back what `convert` needs to rebuild the
-    same network, with no calibration data.
-    """
-    path = Path(path)
-    with atomic_path(path / KERAS_MODEL_FILE) as tmp:
-        keras_model.save(tmp, save_format="h5", include_optimizer=False)
-    record = {"keras_model": KERAS_MODEL_FILE, "settings": settings.to_dict()}
-    write_json(path / SETTINGS_FILE, record)
-
-
-def load_conversion(path):
-    """Read what `save_conversion` wrote: ``(keras_model, settings)``.
-
-    Rebuild the network with ``convert(keras_model, settings)``. Warns when the
-    installed package versions differ from the recorded ones. A missing, damaged
-    (truncated, not UTF-8, not a JSON object) or inconsistent conversion.json (a key
-    missing, of the wrong type, or a setting not allowed), and a Keras model file
-    that is missing or cannot be read, are DataErrors naming the file (and the key).
-    """
-    path = Path(path)
-    record_file = path / SETTINGS_FILE
-    if not record_file.is_file():
-        raise DataError(f"{record_file}: no conversion record (written by save_conversion)")
-    record = _read_conversion_record(record_file)
-    model_file = path / record.get("keras_model", KERAS_MODEL_FILE)
-    settings = record["settings"]
-    if not model_file.is_file():
-        raise DataError(f"{model_file}: the Keras model of {record_file} is missing")
-    changed = {
-        name: (version, installed_versions().get(name))
-        for name, version in settings.versions.items()
-        if installed_versions().get(name) != version
-    }
-    if changed:
-        warnings.warn(
-            f"{record_file} was written with other package versions "
-            f"(recorded, installed): {changed}"
-        )
-    try:
-        keras_model = tf.keras.models.load_model(model_file, compile=False)
-    except Exception as err:  # h5py and Keras on a truncated or damaged file (OSError,
-        # RuntimeError, ValueError, KeyError, ...): the message keeps their words
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        raise DataError(
-            f"{model_file}: cannot read the Keras model of {record_file} ({reason}); "
-            "a truncated or damaged file: redo the conversion"
-        ) from None
-    return keras_model, settings
-
-
-def _read_conversion_record(record_file):
-    """conversion.json checked: ``keras_model`` a file name, ``settings`` valid settings
-    (as a ConversionSettings); a DataError naming the file and the key otherwise."""
-    from nengoseg.atomic import read_json
-    from nengoseg.errors import ConfigError
-
-    try:
-        record = read_json(record_file, "conversion record")
-    except RecursionError:
-        raise DataError(f"{record_file}: the conversion record is nested too deeply") from None
-    model_name = record.get("keras_model", KERAS_MODEL_FILE)
-    if not (isinstance(model_name, str) and model_name and Path(model_name).name == model_name
-            and model_name not in (".", "..")):
-        raise DataError(
-            f"{record_file}: bad value {model_name!r:.60} for 'keras_model' in the conversion "
-            f"record (allowed: a file name beside it, e.g. {KERAS_MODEL_FILE!r})"
-        )
-    if "settings" not in record:
-        raise DataError(f"{record_file}: the conversion record has no 'settings'")
-    data = record["settings"]
-    if not isinstance(data, dict):
-        raise DataError(
-            f"{record_file}: bad value {data!r:.60} for 'settings' in the conversion record "
-            "(allowed: a mapping of conversion settings)"
-        )
-    recorded = {  # recorded by convert: key -> what each value must be
-        "neuron_types": (str, "layer name: neuron type name"),
-        "layer_scales": ((int, float), "layer name: number"),
-        "versions": ((str, type(None)), "package: version"),
-    }
-    for key, (kinds, allowed) in recorded.items():
-        value = data.get(key, {})
-        bad = [k for k, v in value.items() if not isinstance(v, kinds) or isinstance(v, bool)] \
-            if isinstance(value, dict) else [None]
-        if bad:
-            where = f"settings.{key}" + (f"[{bad[0]!r}]" if bad[0] is not None else "")
-            raise DataError(
-                f"{record_file}: bad value in '{where}' of the conversion record "
-                f"(allowed: a mapping of {allowed})"
-            )
-    try:
-        settings = ConversionSettings.from_dict(data)
-    except (ConfigError, TypeError) as err:
-        raise DataError(f"{record_file}: bad conversion record: settings: {err}") from None
-    return {"keras_model": model_name, "settings": settings}

@@ -10,8 +10,8 @@ the task loss on the SNN's readout (the output averaged over the readout window,
 ``settings.window(n_steps)``), plus optional firing-rate regularisation: each
 neuron layer's rate is pulled towards ``rate_target_hz`` with weight
 ``rate_weight_output`` (the last neuron layer) or ``rate_weight_hidden`` (the
-others); see `nengoseg.train.snn_losses`. Adam, ReduceLROnPlateau and early
-stopping as in the ANN stage.
+others); see `nengoseg.train.snn_losses` and `compile_cotraining`. Adam,
+ReduceLROnPlateau and early stopping as in the ANN stage.
 
 The stage (`cotrain_stage`, what ``nengoseg cotrain`` runs)
 -----------------------------------------------------------
@@ -57,117 +57,47 @@ CLI wiring (``nengoseg cotrain --config FILE [--checkpoint PATH] [--run-dir DIR]
         print(write_report(run_dir))
         print(f"results: {run_dir / 'results.json'}, co-trained SNN: {run_dir / 'hybrid'}")
 
-Engines
+Modules
 -------
-``cotrain.engine`` picks the simulator that is trained. Each implements
-`TrainableSNN`: a Keras model that ``fit`` trains (its variables are what the
-checkpoints hold), the mapping from coded inputs to that model's inputs, the
-names of its output and of each neuron layer's output (``(batch, n_steps, ...)``
-arrays), a plain prediction, and the trained weights in the Keras layers' layout.
-Everything else (data, losses, callbacks, checkpoints, export, scoring) is shared.
-
-- ``"nengo-dl"``: `nengoseg.train.cotrain_nengo_dl.NengoDLTrainable`, the reference.
-- ``"engine"``: ``nengoseg.engine.trainable_snn(converted, minibatch_size)`` returns
-  a `TrainableSNN` (the time-batched engine, much faster on a CPU); where that does
-  not exist the stage says to use ``nengo-dl``.
-
-An engine may return the network output and the neuron outputs already averaged
-over time as ``(batch, 1, ...)`` (the readout window for the output, all steps for
-the neurons): the losses and metrics of `nengoseg.train.snn_losses` give the same
-values for those.
+The stage is here; its parts are in `nengoseg.train.cotrain_network` (the
+engines, ``cotrain.engine``, that train the network: `make_trainable`; the
+hybrid conversion, `hybrid_network`; the export, `export_model`) and
+`nengoseg.train.cotrain_fit` (coded minibatches, `Batches`; losses, metrics and
+compiling, `compile_cotraining`; progress lines). Those names can also be
+imported from here.
 """
 
-import dataclasses
-import importlib
-import itertools
-import math
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from nengoseg import convert as nsconvert
-from nengoseg import evaluate, metrics, rundir
+from nengoseg import evaluate, rundir
 from nengoseg.atomic import write_json
 from nengoseg.determinism import seed_everything
-from nengoseg.convert.converter import SETTINGS_FILE
-from nengoseg.convert.layers import SoftLIF
-from nengoseg.errors import ConfigError, ConversionError, DataError
-from nengoseg.neuron_kinds import hybrid_of, swap_to_hybrid
+from nengoseg.convert.record import SETTINGS_FILE
+from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples
 from nengoseg.train import checkpoints
-from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' interface)
-from nengoseg.train.snn_losses import (
-    EpochSummary,
-    FiringRate,
-    RateRegularisation,
-    ReadoutLoss,
-    ReadoutMetric,
-    probe_target,
+from nengoseg.train.cotrain_fit import Batches, _Progress, compile_cotraining, task_metric
+from nengoseg.train.cotrain_network import (
+    _check_weights,
+    _engine_factory,
+    export_model,
+    hybrid_network,
+    make_trainable,
 )
+from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' interface)
 
 STAGE = "hybrid_snn"
-ENGINES = ("engine", "nengo-dl")
-NOT_AVAILABLE = "engine 'engine' is not available yet, use cotrain.engine: nengo-dl"
 
 
 def stage_dir(run_dir):
     return rundir.stage_dir(run_dir, "cotrain")
 
 
-# ---------------------------------------------------------------- the engines
-
-
-def make_trainable(engine, converted, minibatch_size):
-    """The `TrainableSNN` of ``engine`` (``cotrain.engine``) for ``converted``."""
-    if engine == "nengo-dl":
-        from nengoseg.train.cotrain_nengo_dl import NengoDLTrainable
-
-        return NengoDLTrainable(converted, minibatch_size)
-    return _engine_factory(engine)(converted, minibatch_size)
-
-
-def _engine_factory(engine):
-    if engine not in ENGINES:
-        raise ConfigError(
-            f"cotrain.engine={engine!r} is not allowed; allowed: {', '.join(map(repr, ENGINES))}"
-        )
-    if engine == "nengo-dl":
-        return lambda converted, minibatch_size: make_trainable(engine, converted, minibatch_size)
-    try:
-        module = importlib.import_module("nengoseg.engine")
-    except ModuleNotFoundError as err:
-        if err.name not in ("nengoseg.engine",):
-            raise
-        raise ConfigError(NOT_AVAILABLE) from None
-    factory = getattr(module, "trainable_snn", None)
-    if factory is None:
-        raise ConfigError(NOT_AVAILABLE + " (nengoseg.engine has no trainable_snn yet)")
-    return factory
-
-
 # ---------------------------------------------------------------- the network
-
-
-def hybrid_network(keras_model, settings, calibration_data=None):
-    """Convert ``keras_model`` to a spiking network with hybrid neurons.
-
-    ``settings.spiking`` is forced on (the result is a spiking network). SoftLIF
-    layers become hybrid soft LIF neurons with the layer's own ``sigma`` (the
-    conversion's ``nengo.LIF`` does not keep it); ReLU layers hybrid rectified
-    linear neurons with the same amplitude (the firing-rate scale). The recorded
-    settings still name the plain spiking types, which is what a rebuild makes:
-    the hybrid types compute exactly these spikes in the forward pass.
-    """
-    settings = dataclasses.replace(settings, spiking=True)
-    converted = nsconvert.convert(keras_model, settings, calibration_data=calibration_data)
-    for name, probe in converted.neuron_probes.items():
-        layer = converted.keras_model.get_layer(name)
-        sigma = layer.sigma if isinstance(layer, SoftLIF) else None
-        ensemble = probe.target.ensemble
-        ensemble.neuron_type = hybrid_of(ensemble.neuron_type, sigma=sigma)
-    swap_to_hybrid(converted.network)
-    return converted
 
 
 def _source_network(cfg, run_dir, data, checkpoint):
@@ -189,176 +119,6 @@ def _source_network(cfg, run_dir, data, checkpoint):
     if settings.normalise is not None:
         calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
     return hybrid_network(keras_model, settings, calibration), f"ANN {path} (converted)"
-
-
-# ---------------------------------------------------------------- data
-
-
-class Batches:
-    """Minibatches of coded inputs and targets for Keras ``fit``: an endless generator.
-
-    Each pass over the data (an epoch) codes the inputs anew with a generator
-    seeded by ``(seed, pass)`` (Poisson spikes differ per epoch, reproducibly,
-    also after a resume). Training (``shuffle=True``): a new permutation each
-    epoch, at most ``max_examples`` of it, in full minibatches (the rest of the
-    permutation waits for another epoch). Validation (``shuffle=False``): the same
-    examples (a fixed random subset of ``max_examples``) and the same coding each
-    pass, the last minibatch filled up with examples from the start.
-
-    Targets: ``{output_name: y as (batch, 1, prod(output_shape))}`` and a
-    ``(batch, 1, 1)`` placeholder for each neuron layer (its losses and metrics
-    ignore it).
-    """
-
-    def __init__(self, snn, x, y, n_steps, shuffle, seed, first_pass=0, max_examples=None):
-        self.snn = snn
-        self.x = x
-        self.y = y
-        self.n_steps = n_steps
-        self.shuffle = shuffle
-        self.seed = seed
-        self.first_pass = first_pass
-        self.batch = snn.minibatch_size
-        n = len(x) if max_examples is None else min(len(x), max_examples)
-        self.n_examples = n
-        if shuffle:
-            self.steps = max(1, n // self.batch)
-            self.fixed = None
-        else:
-            self.steps = math.ceil(n / self.batch)
-            order = np.random.default_rng([seed, 1]).permutation(len(x))[:n]
-            self.fixed = np.sort(order) if max_examples is not None else np.arange(n)
-
-    def __len__(self):
-        return self.steps
-
-    def __iter__(self):
-        for epoch in itertools.count(self.first_pass):
-            rng = np.random.default_rng([self.seed, 0 if self.shuffle else 1, epoch if self.shuffle else 0])
-            if self.shuffle:
-                order = rng.permutation(len(self.x))[: self.n_examples]
-            else:
-                order = self.fixed
-            order = np.resize(order, self.steps * self.batch)
-            for step in range(self.steps):
-                yield self.batch_at(order[step * self.batch : (step + 1) * self.batch], rng)
-
-    def batch_at(self, index, rng):
-        settings = self.snn.converted.settings
-        coded = nsconvert.encode_inputs(
-            self.x[index], self.n_steps, settings.input_coding, settings.dt,
-            settings.input_rate_hz, rng,
-        )
-        targets = {self.snn.output_name: np.asarray(self.y[index], np.float32).reshape(len(index), 1, -1)}
-        for name in self.snn.rate_names.values():
-            targets[name] = np.zeros((len(index), 1, 1), np.float32)
-        return self.snn.model_inputs(coded), targets
-
-
-# ---------------------------------------------------------------- losses and metrics
-
-
-def task_metric(task):
-    """The Keras metric the ANN stage reports for ``task``: Dice, or IoU for boxes."""
-    return metrics.MeanIoUBoxes(name="iou") if task == "boxes" else metrics.DiceMetric(name="dice")
-
-
-def rate_weights(layer_names, weight_output, weight_hidden):
-    """``{layer: weight}``: ``weight_output`` for the last neuron layer, ``weight_hidden`` else."""
-    names = list(layer_names)
-    return {name: weight_output if i == len(names) - 1 else weight_hidden for i, name in enumerate(names)}
-
-
-def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_target_hz=None,
-                       weight_output=1.0, weight_hidden=0.01):
-    """Compile ``snn`` with Adam, the readout loss and metric, rate regularisation and rates.
-
-    Returns the `EpochSummary` callback that names the results in the logs.
-    """
-    converted = snn.converted
-    window = converted.settings.window(n_steps)
-    loss = {snn.output_name: ReadoutLoss(task_loss, window, converted.output_shape)}
-    loss_weights = {snn.output_name: 1.0}
-    metric_list = {snn.output_name: [ReadoutMetric(metric, window, converted.output_shape)]}
-    weights = rate_weights(converted.neuron_probes, weight_output, weight_hidden)
-    sizes = {}
-    for layer, probe in converted.neuron_probes.items():
-        amplitude = probe.target.ensemble.neuron_type.amplitude
-        name = snn.rate_names[layer]
-        metric_list[name] = [FiringRate(amplitude)]
-        sizes[f"{name}_rate_hz"] = probe.target.ensemble.n_neurons
-        if rate_target_hz is not None and weights[layer] > 0:
-            loss[name] = RateRegularisation(probe_target(rate_target_hz, amplitude))
-            loss_weights[name] = float(weights[layer])
-    snn.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
-        loss=loss,
-        metrics=metric_list,
-        loss_weights=loss_weights,
-    )
-    aliases = {metric.name: f"{snn.output_name}_{metric.name}", "task_loss": f"{snn.output_name}_loss"}
-    return EpochSummary(sizes, aliases)
-
-
-class _Progress(checkpoints.Progress):
-    """`checkpoints.Progress` (tqdm bars on a terminal, one line per epoch always)
-    showing only the summary keys (not every layer's rate)."""
-
-    def __init__(self, epochs, keys):
-        # stream None: the sys.stdout of each epoch's end, not of now (pytest and
-        # notebooks redirect stdout)
-        super().__init__(epochs)
-        self.keys = keys
-
-    def _metrics(self, logs):
-        logs = logs or {}
-        return {k: logs[k] for k in self.keys if k in logs}
-
-
-# ---------------------------------------------------------------- export
-
-
-def export_model(prepared, weights, output_activation):
-    """The Keras model to save for the co-trained SNN.
-
-    ``prepared`` is ``converted.keras_model`` (BatchNormalization folded, the output
-    sigmoid moved into the readout); ``weights`` is ``{layer_name: [arrays]}``
-    (`TrainableSNN.trained_weights`). The result is a copy of ``prepared`` with
-    those weights and the output activation put back, so that
-    ``convert(result, settings)`` builds the co-trained network and
-    ``nengoseg evaluate --engine ann`` style uses see the same output function.
-    """
-    config = prepared.get_config()
-    custom_objects = {tf.keras.utils.get_registered_name(type(l)): type(l) for l in prepared.layers}
-    wrap = False
-    if output_activation not in (None, "linear"):
-        name = config["output_layers"][0][0]
-        entry = next(e for e in config["layers"] if e["name"] == name)
-        if "activation" in entry["config"]:
-            entry["config"]["activation"] = output_activation
-        else:
-            wrap = True
-    model = tf.keras.Model.from_config(config, custom_objects=custom_objects)
-    for layer in model.layers:
-        if layer.weights:
-            source = weights.get(layer.name) or prepared.get_layer(layer.name).get_weights()
-            layer.set_weights(source)
-    if wrap:
-        out = tf.keras.layers.Activation(output_activation, name=f"{model.name}_output_activation")(
-            model.outputs[0]
-        )
-        model = tf.keras.Model(model.inputs, out, name=model.name)
-    return model
-
-
-def _check_weights(prepared, weights):
-    for name, arrays in weights.items():
-        expected = [w.shape for w in prepared.get_layer(name).get_weights()]
-        if [np.shape(a) for a in arrays] != [tuple(s) for s in expected]:
-            raise ConversionError(
-                f"layer '{name}': co-trained weights of shapes {[np.shape(a) for a in arrays]} "
-                f"do not fit its Keras weights {expected}"
-            )
 
 
 # ---------------------------------------------------------------- the stage
