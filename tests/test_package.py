@@ -43,7 +43,15 @@ def test_non_editable_install_imports_package_and_sample(tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
         check=True,
     )
+    # every module of the sources imports from the wheel (a subpackage missing from
+    # setup.cfg's list would not)
+    modules = sorted(
+        ".".join(["nengoseg.loihi" if folder == "loihi" else "nengoseg",
+                  *path.relative_to(REPO / folder).with_suffix("").parts]).removesuffix(".__init__")
+        for folder in ("nengoseg", "loihi") for path in (REPO / folder).rglob("*.py")
+    )
     code = (
+        f"import importlib; [importlib.import_module(m) for m in {modules!r}];"
         "import nengoseg, nengoseg.loihi, nengoseg.data, nengoseg.cli;"
         "print(nengoseg.__file__);"
         "print(nengoseg.loihi.__file__);"
