@@ -7,14 +7,11 @@ that the engine and NengoDL simulate the same thing:
 - which Keras layers became neurons (``converted.neuron_probes``), with the
   ensemble's ``gain`` (the layer's ``scale_firing_rates``), the neuron type and its
   parameters (``amplitude`` already divided by the scale, LIF time constants);
-- the initial neuron state (voltage, refractory time). Nengo draws it when the
-  network is built, from ``np.random.RandomState(seeds[ensemble] + 1)``
-  (``nengo.builder.neurons.build_neurons``), where ``seeds`` are assigned to every
-  object of the network by ``nengo.builder.network.seed_network`` from the
-  network's seed (``settings.seed``; `convert` sets ``network.seed``). The plan
-  calls those same two nengo functions on the same network, so it gets the
-  voltages NengoDL starts from without building a simulator. NengoDL uses the
-  same initial state for every example of a minibatch, and so does the engine;
+- the initial neuron state (voltage, refractory time), drawn by the same nengo
+  functions NengoDL's build calls, from the network's seed
+  (`nengoseg.convert.describe.initial_state`), so without building a simulator.
+  NengoDL uses the same initial state for every example of a minibatch, and so does
+  the engine;
 - the synapse: ``nengo.Lowpass(settings.synapse)`` discretised by nengo itself
   (zero-order hold, ``LinearFilter._get_ss``): ``y[t] = a y[t-1] + b x[t]`` with
   ``a = exp(-dt/tau)``, ``b = 1 - a``, as float32 (what NengoDL's
@@ -36,10 +33,11 @@ from typing import Optional
 import nengo
 import numpy as np
 import tensorflow as tf
-from nengo.builder.network import seed_network
 
 from nengoseg import neuron_kinds
 from nengoseg.convert import convert
+from nengoseg.convert.describe import ensemble_seeds, initial_state
+from nengoseg.description import Neurons
 from nengoseg.convert.layers import SoftLIF
 from nengoseg.errors import ConversionError
 from nengoseg.nengo_dl_compat import lowpass_coefficients
@@ -91,31 +89,23 @@ SUPPORTED_LAYERS = (
 DEFAULT_SIGMA = 0.005
 
 
-@dataclasses.dataclass
-class NeuronLayer:
-    """One Keras layer that became an ensemble of neurons.
+@dataclasses.dataclass(kw_only=True)
+class NeuronLayer(Neurons):
+    """One Keras layer that became an ensemble of neurons: the description's `Neurons`
+    record (`nengoseg.description`: kind, gain, amplitude, time constants, initial
+    state) with the layer's ``name``, output ``shape`` and whether it ``spiking``.
 
     ``kind`` names a record of the neuron-kind registry (`nengoseg.neuron_kinds`), e.g.
-    "relu", "loihi_lif", "if_subtract" or "softlif"; ``spiking`` says whether the
-    forward pass emits spikes. ``gain`` multiplies the layer's
-    pre-activation (it is the layer's ``scale_firing_rates``), ``amplitude`` is the
-    neuron type's (divided by the scale). ``sigma`` is the soft-LIF smoothing of the
-    rate used for gradients (and the rate itself for "softlif"). ``initial_state``
-    holds float32 arrays of shape ``(n_neurons,)`` in Keras (channels-last,
-    row-major) order, e.g. ``{"voltage": ...}``.
+    "relu", "loihi_lif", "if_subtract" or "softlif". ``sigma`` is the soft-LIF
+    smoothing of the rate used for gradients (and the rate itself for "softlif").
+    ``initial_state`` holds float32 arrays of shape ``(n_neurons,)`` in Keras
+    (channels-last, row-major) order, e.g. ``{"voltage": ...}``.
     """
 
     name: str
-    kind: str
     spiking: bool
     shape: tuple
-    gain: float
-    amplitude: float
-    tau_rc: float = 0.02
-    tau_ref: float = 0.002
-    min_voltage: float = 0.0
-    sigma: float = DEFAULT_SIGMA
-    initial_state: dict = dataclasses.field(default_factory=dict)
+    activation: str = None
 
     @property
     def n_neurons(self):
@@ -190,7 +180,7 @@ def make_plan(keras_model, settings=None, converted=None, calibration_data=None)
     settings = converted.settings
     prepared = converted.keras_model
     weights_model = _weights_model(keras_model, prepared)
-    seeds = _ensemble_seeds(converted.network)
+    seeds = ensemble_seeds(converted.network)
     graph = _topological(prepared)
     objects = {layer.name: converted.converter.layers[layer] for layer in prepared.layers}
     pass_through = {
@@ -342,21 +332,6 @@ def _topological(model):
     return order
 
 
-def _ensemble_seeds(network):
-    """The seed nengo gives each object of ``network`` when building it (see the module doc)."""
-    seeds, seeded = {}, {}
-    seed_network(network, seeds=seeds, seeded=seeded)
-    return seeds
-
-
-def initial_state(ensemble, seeds):
-    """The state nengo's ``build_neurons`` starts ``ensemble`` from, as float32 arrays."""
-    rng = np.random.RandomState(seeds[ensemble] + 1)
-    # nengo samples in the signal dtype (float64), NengoDL casts to float32
-    state = ensemble.neuron_type.make_state(ensemble.n_neurons, rng=rng, dtype=np.float64)
-    return {key: np.asarray(value, np.float64).astype(np.float32) for key, value in state.items()}
-
-
 def _kind(neuron_type, name):
     """``(kind name, spiking)`` from the neuron-kind registry (`nengoseg.neuron_kinds`)."""
     kind, spiking = neuron_kinds.of_type(neuron_type, where=f"layer '{name}'")
@@ -377,6 +352,7 @@ def _neuron_layer(name, layer, ensemble, seeds, settings):
     spec = NeuronLayer(
         name=name,
         kind=kind,
+        activation=neuron_kinds.named(kind).activation,
         spiking=spiking,
         shape=tuple(layer.output_shape[1:]),
         gain=float(gain),

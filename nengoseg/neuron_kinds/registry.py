@@ -90,6 +90,13 @@ class NeuronKind:
     relu_loop: Optional[str] = None
 
     @property
+    def activation(self):
+        """The ANN activation (`ACTIVATIONS`) this kind stands for, or None."""
+        for activation, _ in self.converts:
+            return activation
+        return next((name for name, cls in ACTIVATIONS.items() if cls in self.types), None)
+
+    @property
     def spiking(self):
         """Whether the kind's main type emits spikes."""
         return any(self.types.values())

@@ -168,22 +168,12 @@ LOIHI_LIF = register(NeuronKind(
     on_chip=_on_chip_lif,
 ))
 
-SOFTLIF = register(NeuronKind(
-    name="softlif",
-    summary="NengoDL's soft LIF rate neuron (what a SoftLIF layer converts to)",
-    types={nengo_dl.SoftLIFRate: False},
-    state=(),
-    rate=softlif_rate,
-    make_hybrid=_hybrid_softlif,
-    off_chip=RATE_ONLY,
-))
+def _rate_kind(name, summary, neuron_type, rate):
+    return register(NeuronKind(name=name, summary=summary, types={neuron_type: False}, state=(),
+                               rate=rate, make_hybrid=_hybrid_softlif, off_chip=RATE_ONLY))
 
-LIFRATE = register(NeuronKind(
-    name="lifrate",
-    summary="Nengo's LIF rate neuron",
-    types={nengo.LIFRate: False},
-    state=(),
-    rate=lambda params, J: LIFRateBuilder.step(params, J, params.dt),
-    make_hybrid=_hybrid_softlif,
-    off_chip=RATE_ONLY,
-))
+
+SOFTLIF = _rate_kind("softlif", "NengoDL's soft LIF rate neuron (what a SoftLIF layer converts "
+                     "to)", nengo_dl.SoftLIFRate, softlif_rate)
+LIFRATE = _rate_kind("lifrate", "Nengo's LIF rate neuron", nengo.LIFRate,
+                     lambda params, J: LIFRateBuilder.step(params, J, params.dt))
