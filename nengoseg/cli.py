@@ -14,6 +14,7 @@ from pathlib import Path
 from nengoseg.backends import CHOICES as SEGMENT_ENGINES
 from nengoseg.backends import SIMULATORS, SNN
 from nengoseg.errors import NengosegError
+from nengoseg.rundir import stage_dir
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -78,7 +79,7 @@ def cmd_convert(args):
 
     convert_stage(cfg, run_dir, data, checkpoint=args.checkpoint, force=args.force)
     print(write_report(run_dir))
-    print(f"results: {run_dir / 'results.json'}, conversion: {run_dir / 'snn'}")
+    print(f"results: {run_dir / 'results.json'}, conversion: {stage_dir(run_dir, 'convert')}")
 
 
 def cmd_cotrain(args):
@@ -91,7 +92,8 @@ def cmd_cotrain(args):
 
     cotrain_stage(cfg, run_dir, data, checkpoint=args.checkpoint, force=args.force)
     print(write_report(run_dir))
-    print(f"results: {run_dir / 'results.json'}, co-trained SNN: {run_dir / 'hybrid'}")
+    print(f"results: {run_dir / 'results.json'}, co-trained SNN: "
+          f"{stage_dir(run_dir, 'cotrain')}")
 
 
 def cmd_evaluate(args):
@@ -166,7 +168,7 @@ def cmd_deploy(args):
     deploy_stage(cfg, run_dir, data, force=args.force)
     print(write_report(run_dir))
     print(f"results: {run_dir / 'results.json'} (stage 'loihi'), resource report: "
-          f"{run_dir / 'loihi' / 'resources.md'}")
+          f"{stage_dir(run_dir, 'deploy') / 'resources.md'}")
 
 
 def cmd_segment(args):
