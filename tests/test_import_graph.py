@@ -37,7 +37,9 @@ def imports(name, path, known):
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.add(full if full in known else base)
-    return {m for m in found if m in known and m != name}
+    # importing a.b.c runs a/__init__.py and a/b/__init__.py first: those are imported too
+    found |= {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+    return {m for m in found if m in known and m != name and not name.startswith(m + ".")}
 
 
 def cycles(graph):

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from nengo_dl.converter import LayerConverter
 
+from nengoseg.description.from_keras import handles as description_handler
 from nengoseg.layer_kinds import DROPOUT_LAYERS
 
 # Keras layer arguments that only matter during Keras training; nengo-dl refuses
@@ -113,6 +114,14 @@ class ConvertSoftLIF(LayerConverter):
         output = self.add_nengo_obj(node_id, activation=self.layer.neuron_type())
         self.add_connection(node_id, output)
         return output
+
+
+@description_handler(SoftLIF)
+def _describe_softlif(layer, inputs, options):
+    """In the network description (`nengoseg.description`): soft LIF neurons on the input."""
+    params = {"tau_rc": float(layer.tau_rc), "tau_ref": float(layer.tau_ref),
+              "amplitude": float(layer.amplitude), "sigma": float(layer.sigma)}
+    return "reshape", {}, {}, params
 
 
 @nengo_dl.Converter.register(tf.keras.layers.Conv2DTranspose)

@@ -4,7 +4,9 @@ As in nengo-dl's converter registry, each supported Keras layer class has a hand
 (`handles`) ``f(layer, input_shapes, options) -> (op, params, arrays, activation)``
 that returns the layer's linear operation in the description's vocabulary
 (`nengoseg.description.format.OPS`) and its activation: None (linear), "relu", or the
-soft LIF parameters of a `nengoseg.convert.SoftLIF` layer. A layer no handler takes,
+soft LIF parameters of a `nengoseg.convert.SoftLIF` layer (whose handler is
+registered beside it, in `nengoseg.convert.layers`: the description does not import
+the conversion). A layer no handler takes,
 or one a handler refuses, is a ConversionError naming the layer and why.
 
 `describe` runs on a model prepared for conversion (`nengoseg.convert.prepare_model`:
@@ -21,7 +23,6 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg import neuron_kinds
-from nengoseg.convert.layers import SoftLIF
 from nengoseg.description.format import Layer, NetworkDescription, Neurons
 from nengoseg.errors import ConversionError
 from nengoseg.layer_kinds import DROPOUT_LAYERS
@@ -187,13 +188,6 @@ def _batch_norm(layer, inputs, options):
     shift = beta - scale * layer.moving_mean.numpy()
     arrays = {"scale": np.asarray(scale, np.float64), "shift": np.asarray(shift, np.float64)}
     return "affine", {}, arrays, None
-
-
-@handles(SoftLIF)
-def _softlif(layer, inputs, options):
-    params = {"tau_rc": float(layer.tau_rc), "tau_ref": float(layer.tau_ref),
-              "amplitude": float(layer.amplitude), "sigma": float(layer.sigma)}
-    return "reshape", {}, {}, params
 
 
 def layer_out_shape(layer):
