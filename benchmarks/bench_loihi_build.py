@@ -34,8 +34,9 @@ from bench_loihi_emulator import network_source  # noqa: E402
 from nengoseg.deploy import build_for_loihi  # noqa: E402
 from nengoseg.loihi import DeploySettings, blocks  # noqa: E402
 from nengoseg.loihi.build import build_model  # noqa: E402
-from nengoseg.loihi.fast_build import (ORIGINAL_SPLIT_SYNAPSE, fast_building,  # noqa: E402
-                                       split_signature)
+from nengoseg.loihi.fast_build import ORIGINAL_SPLIT_SYNAPSE, split_signature  # noqa: E402
+# the vectorised build as nengoseg uses it: through the nengo-loihi compatibility module
+from nengoseg.loihi.nengo_loihi_compat import fast_building  # noqa: E402
 
 LABELS = {False: "nengo-loihi's split/validate", True: "vectorised (fast_build)"}
 

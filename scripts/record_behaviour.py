@@ -14,7 +14,7 @@ be run on exactly the same inputs (``--images``) and the files compared::
 
 Uses only APIs that nengoseg has had since its run folders (stage folders ``snn/``,
 ``hybrid/``): ``load_conversion``, ``convert``, ``run_engine``, NengoDL's simulator,
-``from_conversion``, ``choose_block_shapes`` and ``run_loihi``.
+``build_for_loihi`` (as ``nengoseg deploy`` builds) and ``run_loihi``.
 """
 
 import argparse
@@ -45,11 +45,10 @@ def nengo_dl_counts(converted, x, batch):
     return {name: np.concatenate(c) for name, c in counts.items()}
 
 
-def record(folder, x, n_loihi, batch):
+def record(folder, x, n_loihi, batch, deploy_settings):
     from nengoseg import convert as nsconvert
+    from nengoseg.deploy import build_for_loihi
     from nengoseg.engine import run_engine
-    from nengoseg.loihi.blocks import choose_block_shapes
-    from nengoseg.loihi.rewrite import from_conversion
     from nengoseg.loihi.run import run_loihi
 
     converted = nsconvert.convert(*nsconvert.load_conversion(folder))
@@ -60,8 +59,7 @@ def record(folder, x, n_loihi, batch):
         found[f"engine/{name}"] = counts
     for name, counts in nengo_dl_counts(converted, x, batch).items():
         found[f"nengo_dl/{name}"] = counts
-    loihi_net = from_conversion(folder)
-    choose_block_shapes(loihi_net)
+    loihi_net, _ = build_for_loihi(folder, deploy_settings)  # as `nengoseg deploy` builds it
     found["emulator_outputs"] = run_loihi(loihi_net, x[:n_loihi], progress=False).outputs
     return found
 
@@ -85,9 +83,15 @@ def main(argv=None):
 
         cfg = load_config(args.run_dir / "config.yaml", [])
         x = evaluation_part(cfg, load_experiment_data(cfg)).x[: args.n_images]
+    from nengoseg.config import load_config
+    from nengoseg.loihi.settings import DeploySettings
+
+    deploy_settings = DeploySettings.from_config(
+        load_config(args.run_dir / "config.yaml", []).get("loihi"))
     found = {"images": x}
     for stage in ("snn", "hybrid"):
-        for key, value in record(args.run_dir / stage, x, args.n_loihi, args.batch).items():
+        for key, value in record(args.run_dir / stage, x, args.n_loihi, args.batch,
+                                 deploy_settings).items():
             found[f"{stage}/{key}"] = value
             print(f"{stage}/{key}: sum {float(np.sum(value)):.4f}", flush=True)
     np.savez(args.out, **found)
