@@ -60,7 +60,7 @@ def resolve(name, allowed, what="--engine", default_snn=DEFAULT_SNN):
     """
     if name == SNN and SNN in allowed:
         name = default_snn
-    if name not in allowed or name == SNN:
+    if name not in allowed:
         raise ConfigError(f"{what}={name!r} is not allowed; allowed: "
                           f"{', '.join(map(repr, allowed))}")
     return name

@@ -3,7 +3,6 @@ through `nengoseg.nengo_dl_compat` or `nengoseg.loihi.nengo_loihi_compat`, each 
 the pinned version, and with another version nengoseg falls back or says what to do."""
 
 import ast
-import warnings
 from pathlib import Path
 
 import nengo
@@ -92,5 +91,4 @@ def test_lowpass_coefficients_are_what_nengo_dl_filters_with():
     for value in x:
         expected.append(y)  # a probe reads the filter one step late
         y = a * y + b * value
-    with warnings.catch_warnings():
-        np.testing.assert_allclose(sim.data[probe][:, 0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sim.data[probe][:, 0], expected, rtol=1e-5, atol=1e-7)

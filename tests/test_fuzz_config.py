@@ -16,56 +16,35 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import event, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
 
-from fuzzing import corrupt, fuzz
+from fuzzing import byte_damage, check_one_line_error, corrupt, fuzz, outcome
 from nengoseg.config import SCHEMA, load_config
-from nengoseg.errors import ConfigError, NengosegError
+from nengoseg.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 SHIPPED = {path.name: path.read_bytes() for path in CONFIGS}
 
 
 def corruptions():
-    """Damage to a byte string: ``(kind, ...)``, applied by `corrupt`."""
-    position = st.floats(0, 1, exclude_max=True)
-    return st.one_of(
-        st.tuples(st.just("truncate"), position),
-        st.tuples(st.just("flip"), st.lists(st.tuples(position, st.integers(0, 7)),
-                                            min_size=1, max_size=8)),
-        st.tuples(st.just("overwrite"), position, st.binary(min_size=1, max_size=16)),
-        st.tuples(st.just("insert"), position, st.binary(min_size=1, max_size=64)),
-        st.tuples(st.just("insert"), position,
-                  st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\t",
-                                   b"\xef\xbb\xbf", b"\r", b"\x1b[31m"])),
-        st.tuples(st.just("replace"), st.binary(max_size=400)),
-        st.tuples(st.just("empty")),
+    """Damage to a config file's bytes (`fuzzing.byte_damage`), with non-UTF-8 and control
+    bytes, a BOM and tabs among the insertions."""
+    return byte_damage(
+        inserts=[st.binary(min_size=1, max_size=64),
+                 st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00", b"\t",
+                                  b"\xef\xbb\xbf", b"\r", b"\x1b[31m"])],
+        replacement=st.binary(max_size=400),
     )
 
 
 def load_or_error(path, overrides=(), folder_state=None):
-    before = folder_state(path.parent) if folder_state else None
-    try:
-        result = load_config(path, overrides)
-    except NengosegError as err:
-        result = err
-    if folder_state:
-        assert folder_state(path.parent) == before
-    if currently_in_test_context():
-        event(f"outcome: {type(result).__name__ if isinstance(result, Exception) else 'loaded'}")
-    return result
+    return outcome(lambda: load_config(path, overrides), path.parent, folder_state)
 
 
 def check_config_error(result, *names):
     """A ConfigError on one line naming each of ``names`` (the file, a key)."""
-    message = str(result)
-    assert isinstance(result, ConfigError), f"{type(result).__name__}: {message}"
-    assert "\n" not in message and "\r" not in message, message
-    for name in names:
-        assert str(name) in message, message
-    return message
+    return check_one_line_error(result, ConfigError, *names)
 
 
 def check_resolved(cfg):

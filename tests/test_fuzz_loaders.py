@@ -16,7 +16,6 @@ clear from the input (shapes, dtypes, values) the test also says which one.
 
 import gzip
 import io
-import os
 import struct
 import tracemalloc
 import zlib
@@ -25,31 +24,19 @@ import nibabel as nib
 import numpy as np
 import pytest
 import scipy.io
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import HealthCheck, assume, event, example, given
 from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
 from PIL import Image
 
 from nengoseg.data import load_airplanes, load_denoising, load_hippocampus, load_isbi2012
 from nengoseg.data.imagefile import MAX_PIXELS
 from nengoseg.data.volumes import MAX_VOXELS
+from fuzzing import N_EXAMPLES, corrupt, outcome
+from fuzzing import fuzz as shared_fuzz
 from nengoseg.errors import DataError, NengosegError
 
-N_EXAMPLES = int(os.environ.get("NENGOSEG_FUZZ_EXAMPLES", "300"))
-
-
 def fuzz(n=N_EXAMPLES):
-    return settings(
-        max_examples=n,
-        deadline=None,
-        database=None,  # write nothing into the repository
-        derandomize=not os.environ.get("NENGOSEG_FUZZ_RANDOM"),
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                               HealthCheck.data_too_large],
-    )
-
-
-# ---------------------------------------------------------------- corruptions of bytes
+    return shared_fuzz(n, suppress=[HealthCheck.data_too_large])
 
 
 def corruptions(hot=None):
@@ -71,33 +58,6 @@ def corruptions(hot=None):
     )
 
 
-def _at(position, data):
-    """A byte index of ``data``: an int as is (clipped), a float as a fraction of its length."""
-    if isinstance(position, float):
-        return int(position * len(data))
-    return min(position, len(data) - 1)
-
-
-def corrupt(data, damage):
-    data = bytearray(data)
-    kind = damage[0]
-    if kind == "truncate":
-        return bytes(data[: int(damage[1] * len(data))])
-    if kind == "flip":
-        for position, bit in damage[1]:
-            data[_at(position, data)] ^= 1 << bit
-        return bytes(data)
-    if kind == "overwrite":
-        at = _at(damage[1], data)
-        return bytes(data[:at] + damage[2] + data[at + len(damage[2]):])
-    if kind == "insert":
-        at = _at(damage[1], data)
-        return bytes(data[:at] + damage[2] + data[at:])
-    if kind == "replace":
-        return damage[1]
-    return b""
-
-
 def check_error(err, *paths):
     """The error is a one-line DataError naming the first of ``paths``."""
     message = str(err)
@@ -109,15 +69,7 @@ def check_error(err, *paths):
 
 def load_or_error(load, folder, folder_state):
     """``load()``'s result, or the NengosegError it raised; check nothing was written."""
-    before = folder_state(folder)
-    try:
-        result = load()
-    except NengosegError as err:
-        result = err
-    assert folder_state(folder) == before
-    if currently_in_test_context():
-        event(f"outcome: {type(result).__name__ if isinstance(result, Exception) else 'loaded'}")
-    return result
+    return outcome(load, folder, folder_state)
 
 
 # ---------------------------------------------------------------- NIfTI volumes

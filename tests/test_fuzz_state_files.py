@@ -18,63 +18,38 @@ make libhdf5 loop forever (see `test_truncated_keras_model_is_a_data_error`).
 
 import json
 import math
-import warnings
 
 import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
 
-from fuzzing import corrupt, fuzz
+from fuzzing import byte_damage, check_one_line_error, corrupt, fuzz, outcome
 from nengoseg import rundir
-from nengoseg.errors import DataError, NengosegError
-
+from nengoseg.errors import DataError
 
 
 def corruptions():
-    """Damage to a byte string: ``(kind, ...)``, applied by `corrupt`."""
-    position = st.floats(0, 1, exclude_max=True)
-    return st.one_of(
-        st.tuples(st.just("truncate"), position),
-        st.tuples(st.just("flip"), st.lists(st.tuples(position, st.integers(0, 7)),
-                                            min_size=1, max_size=8)),
-        st.tuples(st.just("overwrite"), position, st.binary(min_size=1, max_size=16)),
-        st.tuples(st.just("insert"), position,
-                  st.one_of(st.binary(min_size=1, max_size=32),
-                            st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00",
-                                             b"NaN", b"-Infinity", b"1e999", b"[", b"{",
-                                             b'"\\ud800"', b"9" * 5000]))),
-        st.tuples(st.just("replace"), st.one_of(
+    """Damage to a JSON file's bytes (`fuzzing.byte_damage`), with JSON's awkward corners."""
+    return byte_damage(
+        inserts=[st.one_of(st.binary(min_size=1, max_size=32),
+                           st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x00",
+                                            b"NaN", b"-Infinity", b"1e999", b"[", b"{",
+                                            b'"\\ud800"', b"9" * 5000]))],
+        replacement=st.one_of(
             st.binary(max_size=200),
             st.sampled_from([b"[]", b"null", b"42", b'"text"', b"{}", b"{\"a\": 1}",
                              b"\xef\xbb\xbf{}", b"{} {}", b"{" * 100 + b"}" * 100])),
-        ),
-        st.tuples(st.just("empty")),
     )
 
 
 def read_or_error(read, folder, folder_state):
-    before = folder_state(folder)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # load_conversion: other package versions
-            result = read()
-    except NengosegError as err:
-        result = err
-    assert folder_state(folder) == before
-    if currently_in_test_context():
-        event(f"outcome: {type(result).__name__ if isinstance(result, Exception) else 'read'}")
-    return result
+    # quiet: load_conversion warns about other package versions
+    return outcome(read, folder, folder_state, ok="read", quiet=True)
 
 
 def check_error(result, *names):
     """A DataError on one line naming each of ``names`` (the file, a key)."""
-    message = str(result)
-    assert isinstance(result, DataError), f"{type(result).__name__}: {message}"
-    assert "\n" not in message and "\r" not in message, message
-    for name in names:
-        assert str(name) in message, message
-    return message
+    return check_one_line_error(result, DataError, *names)
 
 
 JSON_VALUES = st.recursive(
@@ -327,6 +302,20 @@ def run_folder(root, record=None, results=None):
     return run
 
 
+def read_run_folder(run, damaged, folder, folder_state):
+    """Read the ANN's stage record and results.json: each a dict, or a one-line DataError
+    naming ``damaged``. Returns what was read."""
+    read = []
+    for reader in (lambda: rundir.read_record(run, "ann"), lambda: rundir.read_results(run)):
+        result = read_or_error(reader, folder, folder_state)
+        if isinstance(result, Exception):
+            check_error(result, damaged)
+        else:
+            assert isinstance(result, dict)
+            read.append(result)
+    return read
+
+
 @fuzz()
 @given(which=st.sampled_from(["stage.json", "results.json"]), damage=corruptions())
 def test_damaged_run_folder_records(tmp_path, folder_state, which, damage):
@@ -336,12 +325,7 @@ def test_damaged_run_folder_records(tmp_path, folder_state, which, damage):
     else:
         run = run_folder(tmp_path, results=corrupt(json.dumps(GOOD_RESULTS).encode(), damage))
         damaged = run / "results.json"
-    for read in (lambda: rundir.read_record(run, "ann"), lambda: rundir.read_results(run)):
-        result = read_or_error(read, tmp_path, folder_state)
-        if isinstance(result, Exception):
-            check_error(result, damaged)
-        else:
-            assert isinstance(result, dict)
+    read_run_folder(run, damaged, tmp_path, folder_state)
 
 
 @fuzz()
@@ -355,14 +339,9 @@ def test_run_folder_record_fields(tmp_path, folder_state, path, value, which):
     else:
         run = run_folder(tmp_path, results=json.dumps(edit(GOOD_RESULTS, path, value)).encode())
         damaged = run / "results.json"
-    for read in (lambda: rundir.read_record(run, "ann"), lambda: rundir.read_results(run)):
-        result = read_or_error(read, tmp_path, folder_state)
-        if isinstance(result, Exception):
-            check_error(result, damaged)
-        else:
-            assert isinstance(result, dict)
-            if which == "record" and path[0] in ("results", "provenance"):
-                assert isinstance(result.get(path[0], result.get("stages")), dict)
+    for result in read_run_folder(run, damaged, tmp_path, folder_state):
+        if which == "record" and path[0] in ("results", "provenance"):
+            assert isinstance(result.get(path[0], result.get("stages")), dict)
 
 
 @pytest.mark.xfail(raises=RecursionError, strict=True,

@@ -10,20 +10,18 @@ with ``seeds`` assigned by ``nengo.builder.network.seed_network`` from the netwo
 seed; `initial_states` calls those same nengo functions, so no simulator is built.
 """
 
+import dataclasses
+
 import numpy as np
 from nengo.builder.network import seed_network
 
 from nengoseg.convert.prepare import prepare_model
 from nengoseg.description import RunSettings, describe
 
-RUN_FIELDS = ("spiking", "neuron_model", "synapse", "dt", "n_steps", "readout_steps",
-              "input_coding", "input_rate_hz", "readout", "threshold", "output_activation",
-              "seed")
-
-
 def run_settings(settings):
-    """The description's `RunSettings` of a `ConversionSettings`."""
-    return RunSettings(**{key: getattr(settings, key) for key in RUN_FIELDS})
+    """The description's `RunSettings` of a `ConversionSettings` (the fields they share)."""
+    return RunSettings(**{field.name: getattr(settings, field.name)
+                          for field in dataclasses.fields(RunSettings)})
 
 
 def describe_conversion(keras_model, settings, network=None, neuron_probes=None, prepared=False):
