@@ -9,7 +9,9 @@ present, else fresh) it times, per image and per time step:
 - NengoDL inference (``nengo_dl.Simulator.predict_on_batch``, ``n_steps`` steps),
 - engine inference (`nengoseg.engine.SpikingEngine.predict_on_batch`),
 - ANN training step (``train_on_batch`` with the config's loss),
-- NengoDL co-training step and engine co-training step (one ``fit`` step of the
+- NengoDL co-training step, engine co-training step and engine BPTT step
+  (``cotrain.method: bptt``, where the network's neurons have a surrogate step;
+  one ``fit`` step of the
   hybrid network with cotrain's losses: readout loss, rate regularisation,
   firing-rate metrics; ``n_steps`` steps per image),
 
@@ -47,6 +49,7 @@ from nengoseg import convert as nsconvert  # noqa: E402
 from nengoseg.config import load_config  # noqa: E402
 from nengoseg.engine import build_engine, make_plan  # noqa: E402
 from nengoseg.engine.model import CHUNK_IMAGES  # noqa: E402
+from nengoseg.errors import ConfigError  # noqa: E402
 from nengoseg.models import build_model  # noqa: E402
 
 MODELS = {"unet": "hippocampus_unet", "cae": "hippocampus_cae"}
@@ -196,9 +199,9 @@ def bench(name, args, rng):
     fns = {"ANN training step": lambda: train_ann.train_on_batch(x, y)}
     trainables = []
 
-    def cotrain_step(engine_name):
+    def cotrain_step(engine_name, method="hybrid"):
         hybrid = hybrid_network(model, settings)
-        snn = make_trainable(engine_name, hybrid, B)
+        snn = make_trainable(engine_name, hybrid, B, method)
         trainables.append(snn)
         compile_cotraining(snn, loss, task_metric("binary"), T, 1e-5, rate_target_hz=100.0)
         targets = {snn.output_name: y.reshape(B, 1, -1)}
@@ -207,6 +210,10 @@ def bench(name, args, rng):
         return lambda: snn.fit(batches, None, 1, 0, [])
 
     fns["engine co-training step"] = cotrain_step("engine")
+    try:
+        fns["engine BPTT step"] = cotrain_step("engine", "bptt")
+    except ConfigError as err:  # neurons without a surrogate step (e.g. LIF)
+        print(f"(no BPTT row: {err})")
     if nengo_dl_on:
         fns["NengoDL co-training step"] = cotrain_step("nengo-dl")
     rows.update(timed_together(fns, args.repeats, slow, args.nengo_dl_repeats))
@@ -217,7 +224,7 @@ def bench(name, args, rng):
     ann_fwd = rows["ANN forward"][0] / B
     ann_train = rows["ANN training step"][0] / B
     order = ["ANN forward", "NengoDL inference", "engine inference", "ANN training step",
-             "NengoDL co-training step", "engine co-training step"]
+             "NengoDL co-training step", "engine co-training step", "engine BPTT step"]
     print(f"{'':28s}{'ms/image/step':>14s}{'x ANN':>8s}{'peak RSS MB':>13s}{'rise MB':>9s}")
     for key in order:
         if key not in rows:

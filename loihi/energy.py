@@ -38,7 +38,7 @@ METHOD = (
          mac=limits.ANN_ENERGY_PER_MAC * 1e12)
 
 
-def _fan_outs(loihi_net):
+def fan_outs(loihi_net):
     """``{pre layer: (n_neurons,) synapses driven}`` summed over its outgoing connections."""
     found = {}
     for conn in loihi_net.connections:
@@ -60,7 +60,7 @@ def ann_energy(loihi_net):
 
 def snn_energy_from_counts(loihi_net, spike_counts, input_counts, n_images, n_steps):
     """Energy per inference from per-neuron spike counts summed over ``n_images``."""
-    fans = _fan_outs(loihi_net)
+    fans = fan_outs(loihi_net)
     synops = 0.0
     for name, counts in spike_counts.items():
         if name in fans:
@@ -74,7 +74,7 @@ def snn_energy_from_counts(loihi_net, spike_counts, input_counts, n_images, n_st
 
 def snn_energy_from_rates(loihi_net, rates_hz, n_steps, dt):
     """Energy per inference from mean rates per layer (NengoDL results) and mean fan-outs."""
-    fans = _fan_outs(loihi_net)
+    fans = fan_outs(loihi_net)
     seconds = n_steps * dt
     synops = 0.0
     for name, fan in fans.items():

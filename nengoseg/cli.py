@@ -148,6 +148,29 @@ def _use_trained_preprocessing(cfg, run_dir):
             cfg["data"][key] = trained[key]
 
 
+def cmd_latency(args):
+    from nengoseg import preflight, rundir
+    from nengoseg.config import load_config
+    from nengoseg.errors import ConfigError
+
+    if any(t < 1 for t in args.steps):
+        raise ConfigError(f"--steps must be integers >= 1, got {args.steps}")
+    cfg = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / cfg["name"]
+    rundir.check_writable(run_dir)
+    _use_trained_preprocessing(cfg, run_dir)
+    _quiet_tensorflow()
+    preflight.check_resources(cfg, run_dir, preflight.check_config(cfg))
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.latency import latency_report, latency_table
+
+    data = load_experiment_data(cfg)
+    payload = latency_report(cfg, run_dir, data, steps=args.steps)
+    print(latency_table(payload))
+    print(f"latency report: {run_dir / 'latency.md'}, {run_dir / 'latency.json'}, "
+          f"{run_dir / 'figures' / 'dice_vs_T.png'}")
+
+
 def cmd_deploy(args):
     from nengoseg.loihi.run import check_target
 
@@ -256,9 +279,11 @@ def build_parser():
 
     cot = commands.add_parser(
         "cotrain",
-        help="fine-tune the converted SNN: spikes forward, rate gradients backward",
+        help="fine-tune the converted SNN: spikes forward, rate gradients (or BPTT) backward",
         description="Hybrid ANN-SNN co-training: the forward pass runs the spiking network "
-        "(cotrain.n_steps steps, the synapse), the backward pass the rate neurons' gradients; "
+        "(cotrain.n_steps steps, the synapse), the backward pass the rate neurons' gradients "
+        "(cotrain.method: bptt instead backpropagates through time with the triangle surrogate, "
+        "in the engine); "
         "optional firing-rate regularisation, ReduceLROnPlateau, early stopping and a "
         "checkpoint per epoch (rerunning the command resumes). Starts from RUN/snn (nengoseg "
         "convert), else RUN/ann/model.h5 converted on the fly, or --checkpoint; writes the "
@@ -294,6 +319,20 @@ def build_parser():
     ev.add_argument("--data", help="data folder to score instead of the config's data.root")
     ev.add_argument("--n-steps", type=int, help="simulation steps (default: the conversion's n_steps)")
     ev.set_defaults(func=cmd_evaluate)
+
+    lat = commands.add_parser(
+        "latency",
+        help="Dice, firing rate and energy against the number of time steps",
+        description="Run the run's converted and co-trained SNNs for each number of steps T "
+        "(read out over all T steps) on the config's evaluation examples, beside the ANN: Dice "
+        "3D and 2D, mean firing rate, synaptic operations and energy per inference on "
+        "KerasSpiking's devices (ANN on CPU/GPU, SNN on Loihi/SpiNNaker). Writes "
+        "RUN/latency.md, RUN/latency.json and RUN/figures/dice_vs_T.png.",
+    )
+    _add_config_args(lat, force=False)
+    lat.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16, 32, 64, 100],
+                     metavar="T", help="numbers of time steps (default: 4 8 16 32 64 100)")
+    lat.set_defaults(func=cmd_latency)
 
     dep = commands.add_parser(
         "deploy",

@@ -67,7 +67,7 @@ def firing_rates(run_dir):
     ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("average firing rate (Hz)")
     ax.legend(fontsize=8)
-    return _save(fig, run_dir, "firing_rates.png")
+    return save_figure(fig, run_dir, "firing_rates.png")
 
 
 # ---------------------------------------------------------------- masks and boxes
@@ -119,7 +119,7 @@ def masks(run_dir, n_slices=4):
                 ax.set_title(title, fontsize=8)
         axes[row, 0].set_ylabel(f"{examples['groups'][index]}\nslice {examples['slice_index'][index]}",
                                 fontsize=6)
-    return _save(fig, run_dir, "masks.png")
+    return save_figure(fig, run_dir, "masks.png")
 
 
 def boxes_data(examples, saved, n_images=4):
@@ -156,7 +156,7 @@ def boxes(run_dir, examples, saved, n_images=4):
         ax.set_yticks([])
         ax.set_title(str(examples["groups"][index]), fontsize=7)
     axes[0, -1].legend(fontsize=6, loc="lower right")
-    return _save(fig, run_dir, "boxes.png")
+    return save_figure(fig, run_dir, "boxes.png")
 
 
 def _full(masks, saved, n):
@@ -217,10 +217,11 @@ def _curves(run_dir, curves, xlabel, name):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean Dice 2D")
     ax.legend(fontsize=8)
-    return _save(fig, run_dir, name)
+    return save_figure(fig, run_dir, name)
 
 
-def _save(fig, run_dir, name):
+def save_figure(fig, run_dir, name):
+    """Save ``fig`` as ``RUN/figures/<name>`` (atomically), close it, return the path."""
     path = Path(run_dir) / "figures" / name
     fig.tight_layout()
     with atomic_path(path) as tmp:

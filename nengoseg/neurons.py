@@ -233,9 +233,10 @@ class HybridLoihiLIF(LoihiLIF):
 
     sigma = NumberParam("sigma", low=0, low_open=True)
 
-    def __init__(self, tau_rc=0.02, tau_ref=0.002, min_voltage=0, amplitude=1, sigma=0.005):
+    def __init__(self, tau_rc=0.02, tau_ref=0.002, min_voltage=0, amplitude=1, sigma=0.005,
+                 initial_state=None):
         super().__init__(tau_rc=tau_rc, tau_ref=tau_ref, min_voltage=min_voltage,
-                         amplitude=amplitude)
+                         amplitude=amplitude, initial_state=initial_state)
         self.sigma = sigma
 
     def rate_neuron(self):

@@ -59,6 +59,8 @@ def _label(name, payload):
     if name == "loihi":
         target = payload.get("target", "sim")
         return f"Loihi {'emulator' if target == 'sim' else 'board'} (target {target!r})"
+    if name == "hybrid_snn" and payload.get("cotrain_method") == "bptt":
+        return "BPTT SNN (fine-tuned through time)"
     return ROWS[name]
 
 

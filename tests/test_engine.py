@@ -132,9 +132,12 @@ def compare(converted, x, n_steps=N_STEPS, batch=3):
              silent=("deconv",)),
         # the three-stage paper's IF neurons (reset by subtraction, signed input)
         dict(synapse=0.005, neuron_model="if_subtract", scale=2000.0, n_steps=60, signed=True),
+        # ... started at half the threshold, few steps, no synapse (the low-latency setting)
+        dict(synapse=None, neuron_model="if_subtract", scale=1000.0, n_steps=8,
+             initial_voltage=0.5),
     ],
     ids=["relu-constant", "relu-poisson-ternary", "relu-poisson-binary-nosyn", "lif", "rate",
-         "loihi-relu", "loihi-lif", "if-subtract"],
+         "loihi-relu", "loihi-lif", "if-subtract", "if-subtract-half-threshold"],
 )
 def test_engine_matches_nengo_dl(options):
     options = dict(options)

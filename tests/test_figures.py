@@ -23,13 +23,13 @@ SIZES = (4, 8, 6, 10)
 def drawn(monkeypatch):
     """The figures drawn by the figure functions: ``{file name: matplotlib Figure}``."""
     made = {}
-    save = figures._save
+    save = figures.save_figure
 
     def keep(fig, run_dir, name):
         made[name] = fig
         return save(fig, run_dir, name)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     return made
 
 

@@ -136,7 +136,7 @@ def convert(keras_model, settings=None, calibration_data=None):
     _check_scaled_layers(scales, neurons, model)
     _check_normalisable(settings, neurons)
     if settings.spiking:
-        _swap_to_spiking(model, neurons, settings.neuron_model)
+        _swap_to_spiking(model, neurons, settings.neuron_model, settings.initial_voltage)
 
     # nengo draws build-time randomness (initial voltages) from the global numpy
     # generator unless the network has a seed; seeding it makes runs repeatable.
@@ -351,9 +351,10 @@ def _neuron_layers(model, converter):
     return neurons
 
 
-def _swap_to_spiking(model, neurons, neuron_model):
+def _swap_to_spiking(model, neurons, neuron_model, initial_voltage=None):
     """Replace each layer's rate neurons by the spiking kind ``neuron_model`` makes of them
-    (`nengoseg.neuron_kinds.converted_kind`), with the same amplitude and time constants."""
+    (`nengoseg.neuron_kinds.converted_kind`), with the same amplitude and time constants,
+    starting from ``initial_voltage`` (None: the kind's own initial state)."""
     for name, obj in neurons.items():
         rate = obj.ensemble.neuron_type
         layer = model.get_layer(name)
@@ -366,7 +367,10 @@ def _swap_to_spiking(model, neurons, neuron_model):
             raise ConversionError(_layer_message(layer, reason))
         where = f"layer '{name}' ({type(layer).__name__})"
         kind = neuron_kinds.converted_kind(activation, neuron_model, where=where)
-        obj.ensemble.neuron_type = kind.make(rate)
+        neuron = kind.make(rate)
+        if initial_voltage is not None:
+            neuron = neuron_kinds.with_initial_voltage(neuron, initial_voltage)
+        obj.ensemble.neuron_type = neuron
 
 
 def _neuron_type_names(neurons):

@@ -24,7 +24,8 @@ Typical use::
 Inference runs the steps in chunks of about ``CHUNK_IMAGES`` images (steps x
 batch) through the whole network, carrying neuron and synapse state from chunk to
 chunk, so memory does not grow with ``n_steps``; training folds all steps at once
-(`nengoseg.engine.dynamics.hybrid_layer`: one loop forward, one backward).
+(`nengoseg.engine.dynamics.hybrid_layer`: one loop forward, one backward), or
+trains through time (`nengoseg.engine.dynamics.bptt_layer`, ``cotrain.method: bptt``).
 
 NengoDL (`nengoseg.convert.run_snn`) remains the reference; the engine is the
 fast path.
@@ -35,11 +36,12 @@ from nengoseg.engine.plan import EnginePlan, NeuronLayer, make_plan
 from nengoseg.engine.run import build_engine, engine_training_model, run_engine
 
 
-def trainable_snn(converted, minibatch_size):
-    """The engine's ``TrainableSNN`` for ``cotrain`` (see `nengoseg.engine.trainable`)."""
+def trainable_snn(converted, minibatch_size, method="hybrid", surrogate_alpha=1.0):
+    """The engine's ``TrainableSNN`` for ``cotrain`` (see `nengoseg.engine.trainable`):
+    ``method`` "hybrid" (rate gradients) or "bptt" (through time, triangle surrogate)."""
     from nengoseg.engine.trainable import trainable_snn as make
 
-    return make(converted, minibatch_size)
+    return make(converted, minibatch_size, method, surrogate_alpha)
 
 
 __all__ = [

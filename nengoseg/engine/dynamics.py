@@ -47,6 +47,12 @@ all steps at once in the backward pass. It computes the same gradient as
 `hybrid` followed by `lowpass` (the unfused pieces, kept for rate neurons and
 as the reference), with one loop over time forward and one backward instead of
 three, and nothing kept for the backward pass but the currents.
+
+`bptt_layer` trains through time instead (``cotrain.method: bptt``, the three-stage
+paper's spike-based fine-tuning, eq. 4-5): the same spiking forward pass, written with
+the kind's ``surrogate_step`` so that TensorFlow differentiates the whole loop, the
+membrane voltage carried from step to step *with* its gradient, and the spike's
+derivative replaced by the paper's triangle (`triangle_spike`).
 """
 
 from types import SimpleNamespace
@@ -160,23 +166,32 @@ def simulate(spec, consts, J, n_steps, static, synapse=None, variants=("raw",), 
     if neuron_kinds.named(spec.kind).relu_loop:
         return _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state,
                               return_state)
-    step = spiking_step(spec, consts)
-    batch = tf.shape(J)[-2]
     if state is None:
-        state = initial_state(spec, batch, synapse)
+        state = initial_state(spec, tf.shape(J)[-2], synapse)
     n_state = len(state_keys(spec))
-    state, y0 = list(state[:n_state]), (state[n_state] if synapse is not None else None)
-    zeros = tf.zeros(tf.stack([batch, spec.n_neurons]), FLOAT)
+    outputs, out_sum, final, y = _time_loop(
+        spiking_step(spec, consts), J, n_steps, static, synapse, variants, spec.n_neurons,
+        state[:n_state], state[n_state] if synapse is not None else None)
+    if not return_state:
+        return outputs, out_sum
+    return outputs, out_sum, final + ([y] if synapse is not None else [])
+
+
+def _time_loop(step, J, n_steps, static, synapse, variants, n, state, y0=None):
+    """``step(J_t, state) -> (out, state)`` over ``n_steps`` steps in one ``tf.while_loop``,
+    with the synapse fused in; ``(outputs {variant: (n_steps, batch, n)}, out_sum, final
+    neuron state, final synapse state)``."""
+    batch = tf.shape(J)[-2]
+    zeros = tf.zeros(tf.stack([batch, n]), FLOAT)
     J_steps = None if static else tf.TensorArray(FLOAT, size=n_steps).unstack(J)
     arrays = tuple(
-        tf.TensorArray(FLOAT, size=n_steps, element_shape=tf.TensorShape([None, spec.n_neurons]))
+        tf.TensorArray(FLOAT, size=n_steps, element_shape=tf.TensorShape([None, n]))
         for _ in variants
     )
     a, b = (None, None) if synapse is None else (tf.constant(synapse[0]), tf.constant(synapse[1]))
 
     def body(t, out_sum, y, arrays, *state):
-        J_t = J if static else J_steps.read(t)
-        out, state = step(J_t, list(state))
+        out, state = step(J if static else J_steps.read(t), list(state))
         values = {"raw": out}
         if synapse is not None:
             values["delayed"] = y
@@ -191,12 +206,8 @@ def simulate(spec, consts, J, n_steps, static, synapse=None, variants=("raw",), 
         parallel_iterations=1,
         maximum_iterations=n_steps,
     )
-    out_sum, arrays = loop[1], loop[3]
-    outputs = {v: array.stack() for v, array in zip(variants, arrays)}
-    if not return_state:
-        return outputs, out_sum
-    final = list(loop[4:]) + ([loop[2]] if synapse is not None else [])
-    return outputs, out_sum, final
+    outputs = {v: array.stack() for v, array in zip(variants, loop[3])}
+    return outputs, loop[1], list(loop[4:]), loop[2]
 
 
 def _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state, return_state):
@@ -251,6 +262,57 @@ def _simulate_relu(spec, consts, J, n_steps, static, synapse, variants, state, r
     if not return_state:
         return outputs, out_sum
     return outputs, out_sum, [voltage] + ([y] if synapse is not None else [])
+
+
+def triangle_spike(alpha=1.0):
+    """``spike(x)`` for ``x = voltage - threshold`` (the voltage in units of the threshold):
+    forward ``1.0 where x > 0 else 0.0``, derivative ``alpha * max(0, 1 - |x|)``.
+
+    The surrogate gradient of the three-stage paper (eq. 5, after Bellec et al. 2018:
+    ``do/du = alpha max{0, 1 - |u - V|}``), with the voltage measured in thresholds so
+    that the triangle spans one threshold either side of it.
+    """
+    alpha = tf.constant(alpha, FLOAT)
+
+    @tf.custom_gradient
+    def spike(x):
+        def grad(upstream):
+            return upstream * alpha * tf.maximum(0.0, 1.0 - tf.abs(x))
+
+        return tf.cast(x > 0, FLOAT), grad
+
+    return spike
+
+
+def bptt_layer(spec, consts, J, n_steps, static, synapse=None, variants=("raw",),
+               surrogate_alpha=1.0):
+    """Spiking neurons over ``n_steps`` steps, differentiable through time (BPTT).
+
+    The forward pass equals `simulate`'s (the kind's ``surrogate_step`` computes what its
+    ``step`` does); the gradient flows back through every step: through the spikes by
+    the triangle surrogate (`triangle_spike`), through the voltage carried from step to
+    step (not under ``stop_gradient``), through the reset, and through the synapse.
+    Arguments and return value as `hybrid_layer`'s.
+    """
+    kind = neuron_kinds.named(spec.kind)
+    if kind.surrogate_step is None:
+        raise ValueError(
+            f"{spec.kind} neurons have no surrogate step, so they cannot be fine-tuned through "
+            f"time; kinds that can: {', '.join(neuron_kinds.surrogate_kinds())}"
+        )
+    variants = sorted(set(variants))
+    if synapse is None and set(variants) - {"raw"}:
+        raise ValueError(f"variants {variants} need a synapse")
+    spike = triangle_spike(surrogate_alpha)
+    batch = tf.shape(J)[-2]
+    state = initial_state(spec, batch, synapse)
+    n_state = len(kind.state)
+    params = _params(consts, tf.zeros(tf.stack([batch, spec.n_neurons]), FLOAT))
+    outputs, out_sum, _, _ = _time_loop(
+        lambda J_t, state: kind.surrogate_step(params, J_t, state, spike), J, n_steps, static,
+        synapse, variants, spec.n_neurons, state[:n_state],
+        state[n_state] if synapse is not None else None)
+    return outputs, out_sum / tf.cast(n_steps, FLOAT)
 
 
 def hybrid(spec, consts, J, spikes, static):

@@ -36,6 +36,7 @@ from nengoseg.engine import dynamics
 from nengoseg.engine.plan import IDENTITY_LAYERS, MAX_POOLING
 
 INPUT_MODES = ("coded", "images")
+TRAINING_METHODS = ("hybrid", "bptt")
 # inference runs the steps in chunks of about this many images (steps x batch) through
 # the whole network, the neuron and synapse state carried from chunk to chunk: the
 # same results, with tensors small enough to stay in the CPU caches and memory that
@@ -63,8 +64,12 @@ class SpikingEngine(tf.keras.Model):
         its static shape when the model is traced.
     training : bool
         False: inference (one fused loop per neuron layer, no gradient).
-        True: hybrid neurons (spikes forward, rate-neuron gradient) and a
-        differentiable synapse, for co-training with ``fit``.
+        True: trainable with ``fit``: the spiking forward pass, the gradient of
+        ``method``, and a differentiable synapse.
+    method : "hybrid" or "bptt"
+        (training) "hybrid": hybrid neurons (the rate neuron's gradient, `dynamics.
+        hybrid_layer`); "bptt": backpropagation through time with the triangle
+        surrogate of height ``surrogate_alpha`` (`dynamics.bptt_layer`).
     inputs : "coded" or "images"
         "coded": ``(batch, n_steps, H*W*C)`` arrays as NengoDL's input node takes
         (`nengoseg.convert.encode_inputs`). "images": ``(batch, H, W, C)`` images,
@@ -92,10 +97,15 @@ class SpikingEngine(tf.keras.Model):
     """
 
     def __init__(self, plan, n_steps, training=False, inputs="coded", rate_outputs=False,
-                 sequences=False, chunk_images=CHUNK_IMAGES, **kwargs):
+                 sequences=False, chunk_images=CHUNK_IMAGES, method="hybrid",
+                 surrogate_alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         if inputs not in INPUT_MODES:
             raise ValueError(f"inputs={inputs!r}; allowed: {', '.join(INPUT_MODES)}")
+        if method not in TRAINING_METHODS:
+            raise ValueError(f"method={method!r}; allowed: {', '.join(TRAINING_METHODS)}")
+        self.method = method
+        self.surrogate_alpha = float(surrogate_alpha)
         if n_steps is None and inputs != "coded":
             raise ValueError("n_steps=None needs inputs='coded' (the steps are read off the input)")
         self.plan = plan
@@ -289,9 +299,7 @@ class SpikingEngine(tf.keras.Model):
             return settings.window(T)
         if settings.readout_steps is None:
             return tf.maximum(1, T // 2)
-        tf.debugging.assert_less_equal(settings.readout_steps, T,
-                                       message="readout_steps exceeds the number of steps")
-        return settings.readout_steps
+        return tf.minimum(settings.readout_steps, T)
 
     def _input(self, x):
         """The input layer's value ``(tensor, temporal)``."""
@@ -374,8 +382,12 @@ class SpikingEngine(tf.keras.Model):
             static = False
         else:
             if spec.spiking:
-                outputs, out_mean = dynamics.hybrid_layer(spec, consts, J, T, static, synapse,
-                                                          variants)
+                if self.method == "bptt":
+                    outputs, out_mean = dynamics.bptt_layer(spec, consts, J, T, static, synapse,
+                                                            variants, self.surrogate_alpha)
+                else:
+                    outputs, out_mean = dynamics.hybrid_layer(spec, consts, J, T, static,
+                                                              synapse, variants)
                 return self._values(spec, outputs, False), out_mean / tf.constant(
                     spec.amplitude, tf.float32)
             else:

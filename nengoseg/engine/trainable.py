@@ -38,7 +38,8 @@ import tensorflow as tf
 
 from nengoseg.engine.model import SpikingEngine
 from nengoseg.engine.plan import make_plan
-from nengoseg.errors import DataError
+from nengoseg import neuron_kinds
+from nengoseg.errors import ConfigError, DataError
 from nengoseg.train.trainable import TrainableSNN
 
 OUTPUT_NAME = "output"
@@ -72,12 +73,18 @@ class EngineTrainable(TrainableSNN):
     converted : nengoseg.convert.ConvertedNetwork
         With hybrid neurons (`nengoseg.train.cotrain.hybrid_network`) or spiking ones.
     minibatch_size : int
+    method : "hybrid" or "bptt"
+        Hybrid co-training (spikes forward, rate gradients back) or backpropagation
+        through time with the triangle surrogate of height ``surrogate_alpha``
+        (`nengoseg.engine.dynamics.bptt_layer`); BPTT needs neuron kinds with a
+        ``surrogate_step`` (`nengoseg.neuron_kinds.surrogate_kinds`).
     """
 
     name = "engine"
 
-    def __init__(self, converted, minibatch_size):
+    def __init__(self, converted, minibatch_size, method="hybrid", surrogate_alpha=1.0):
         self.converted = converted
+        self.method = method
         self.minibatch_size = int(minibatch_size)
         self.plan = make_plan(converted.keras_model, converted=converted)
         self.output_name = OUTPUT_NAME
@@ -85,7 +92,10 @@ class EngineTrainable(TrainableSNN):
         missing = set(self.rate_names) - set(self.plan.neuron_layers)
         if missing:
             raise DataError(f"neuron layers {sorted(missing)} are not in the engine's plan")
-        self._model = _TrainingEngine(self.plan, self.rate_names, self.output_name)
+        if method == "bptt":
+            _check_surrogates(self.plan)
+        self._model = _TrainingEngine(self.plan, self.rate_names, self.output_name,
+                                      method=method, surrogate_alpha=surrogate_alpha)
         self._inference = SpikingEngine(self.plan, None, inputs="coded", sequences=True)
 
     @property
@@ -112,6 +122,20 @@ class EngineTrainable(TrainableSNN):
         }
 
 
-def trainable_snn(converted, minibatch_size):
-    """The `TrainableSNN` of the engine for ``converted`` (what ``cotrain.engine: engine`` uses)."""
-    return EngineTrainable(converted, minibatch_size)
+def _check_surrogates(plan):
+    allowed = neuron_kinds.surrogate_kinds()
+    models = [f"{model} ({activation} layers)" for kind in allowed
+              for activation, model in neuron_kinds.named(kind).converts]
+    for name, spec in plan.neuron_layers.items():
+        if spec.spiking and spec.kind not in allowed:
+            raise ConfigError(
+                f"cotrain.method: bptt: layer '{name}' has {spec.kind} neurons, which have no "
+                f"surrogate step; BPTT fine-tunes {', '.join(allowed)} neurons (convert."
+                f"neuron_model: {', '.join(models)}), or use cotrain.method: hybrid"
+            )
+
+
+def trainable_snn(converted, minibatch_size, method="hybrid", surrogate_alpha=1.0):
+    """The `TrainableSNN` of the engine for ``converted`` (what ``cotrain.engine: engine`` uses),
+    trained by ``method`` (``cotrain.method``: "hybrid" or "bptt")."""
+    return EngineTrainable(converted, minibatch_size, method, surrogate_alpha)

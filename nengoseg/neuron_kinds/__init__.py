@@ -19,11 +19,13 @@ from nengoseg.neuron_kinds.registry import (
     on_chip_types,
     rate_neuron,
     register,
+    surrogate_kinds,
     swap_to_hybrid,
+    with_initial_voltage,
 )
 
 __all__ = [
     "ACTIVATIONS", "NeuronKind", "activation_of", "converted_kind", "hybrid_of", "kinds",
     "named", "neuron_models", "of_type", "on_chip_types", "rate_neuron", "register",
-    "swap_to_hybrid",
+    "surrogate_kinds", "swap_to_hybrid", "with_initial_voltage",
 ]

@@ -122,6 +122,14 @@ def _step(params, J, state):
     return out, [voltage]
 
 
+def _surrogate_step(params, J, state, spike):
+    """`_step` with the spike from ``spike`` and the reset as arithmetic (for BPTT)."""
+    voltage = state[0] + J * params.dt
+    spiked = spike(voltage - params.one)
+    voltage = tf.maximum(voltage - spiked, params.min_voltage)
+    return spiked * params.alpha, [voltage]
+
+
 IF_SUBTRACT = register(NeuronKind(
     name="if_subtract",
     summary="integrate-and-fire, reset by subtracting the threshold, signed input, at most "
@@ -130,6 +138,7 @@ IF_SUBTRACT = register(NeuronKind(
     state=("voltage",),
     rate=relu_rate,
     step=_step,
+    surrogate_step=_surrogate_step,
     hybrid_type=HybridIFSubtract,
     make_hybrid=lambda n, sigma: HybridIFSubtract(
         amplitude=n.amplitude, min_voltage=n.min_voltage, initial_state=n.initial_state),

@@ -72,6 +72,14 @@ class NeuronKind:
     relu_loop
         "floor" or "reset": the engine may run it in its fused rectified-linear loop
         (nengo's floor-and-subtract or Loihi's reset-to-zero update).
+    surrogate_step
+        ``surrogate_step(params, J, state, spike) -> (out, state)``: ``step`` written
+        with ``spike(voltage - 1)`` (forward: 1 where the voltage passes the threshold,
+        else 0) as the only non-differentiable operation, and the reset as arithmetic
+        on the spike, so that a surrogate gradient (`nengoseg.engine.dynamics.
+        triangle_spike`) flows through the spikes and the membrane state over time
+        (BPTT fine-tuning, ``cotrain.method: bptt``). Its forward values equal
+        ``step``'s. None: the kind is not fine-tuned through time.
     """
 
     name: str
@@ -88,6 +96,7 @@ class NeuronKind:
     on_chip: Optional[Callable] = None
     off_chip: Optional[str] = None
     relu_loop: Optional[str] = None
+    surrogate_step: Optional[Callable] = None
 
     @property
     def activation(self):
@@ -139,6 +148,11 @@ def _type_name(cls):
 def kinds():
     """Every registered kind, in registration order."""
     return list(_KINDS.values())
+
+
+def surrogate_kinds():
+    """The names of the kinds that BPTT fine-tuning can train (they have a surrogate_step)."""
+    return [kind.name for kind in _KINDS.values() if kind.surrogate_step is not None]
 
 
 def named(name):
@@ -198,6 +212,16 @@ def rate_neuron(activation, scale, tau_rc=0.02, tau_ref=0.002, amplitude=1.0, si
         return nengo.RectifiedLinear(amplitude=amplitude / scale)
     return nengo_dl.SoftLIFRate(sigma=sigma, tau_rc=tau_rc, tau_ref=tau_ref,
                                 amplitude=amplitude / scale)
+
+
+def with_initial_voltage(neuron, voltage):
+    """A copy of spiking ``neuron`` (same type and parameters) whose voltage starts at
+    ``voltage`` (Nengo's neuron types fix ``initial_state`` at construction)."""
+    params = {name: getattr(neuron, name) for name in nengo.params.iter_params(neuron)
+              if name != "initial_state"}
+    state = dict(neuron.initial_state or {})
+    state["voltage"] = nengo.dists.Choice([float(voltage)])
+    return type(neuron)(**params, initial_state=state)
 
 
 def on_chip_types():

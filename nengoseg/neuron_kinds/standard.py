@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import nengo
 import nengo_dl
+import tensorflow as tf
 from nengo_dl.neuron_builders import (
     LIFBuilder,
     LIFRateBuilder,
@@ -57,6 +58,15 @@ def _relu_step(params, J, state):
 def _loihi_relu_step(params, J, state):
     out, voltage = LoihiSpikingRectifiedLinearBuilder.step(params, J, params.dt, state[0])
     return out, [voltage]
+
+
+def _loihi_relu_surrogate_step(params, J, state, spike):
+    """`_loihi_relu_step` with the spike from ``spike``: ``voltage += J dt``, a spike
+    where it passes 1, then reset to 0 (else floored at 0), as arithmetic (for BPTT)."""
+    voltage = state[0] + J * params.dt
+    spiked = spike(voltage - params.one)
+    voltage = (params.one - spiked) * tf.maximum(voltage, params.zero)
+    return spiked * params.alpha, [voltage]
 
 
 def _lif_step(params, J, state):
@@ -142,12 +152,14 @@ LOIHI_RELU = register(NeuronKind(
     rate=relu_rate,
     step=_loihi_relu_step,
     hybrid_type=neurons.HybridLoihiRectifiedLinear,
-    make_hybrid=lambda n, sigma: neurons.HybridLoihiRectifiedLinear(amplitude=n.amplitude),
+    make_hybrid=lambda n, sigma: neurons.HybridLoihiRectifiedLinear(
+        amplitude=n.amplitude, initial_state=_initial_state(n)),
     builders={neurons.HybridLoihiRectifiedLinear: neurons.HybridLoihiRectifiedLinearBuilder},
     converts=(("relu", "loihi"),),
     make=lambda rate: LoihiSpikingRectifiedLinear(amplitude=rate.amplitude),
     on_chip=_on_chip_relu,
     relu_loop="reset",
+    surrogate_step=_loihi_relu_surrogate_step,
 ))
 
 LOIHI_LIF = register(NeuronKind(
@@ -160,7 +172,7 @@ LOIHI_LIF = register(NeuronKind(
     hybrid_type=neurons.HybridLoihiLIF,
     make_hybrid=lambda n, sigma: neurons.HybridLoihiLIF(
         tau_rc=n.tau_rc, tau_ref=n.tau_ref, min_voltage=n.min_voltage, amplitude=n.amplitude,
-        sigma=_sigma(n, sigma)),
+        sigma=_sigma(n, sigma), initial_state=_initial_state(n)),
     builders={neurons.HybridLoihiLIF: neurons.HybridLoihiLIFBuilder},
     converts=(("softlif", "loihi"),),
     make=lambda rate: LoihiLIF(tau_rc=rate.tau_rc, tau_ref=rate.tau_ref,

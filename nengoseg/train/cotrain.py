@@ -91,6 +91,8 @@ from nengoseg.train.cotrain_network import (
 from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' interface)
 
 STAGE = "hybrid_snn"
+_METHODS = {"hybrid": "hybrid training (rate gradients)",
+            "bptt": "BPTT (triangle surrogate through time)"}
 
 
 def stage_dir(run_dir):
@@ -176,7 +178,8 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
         n_train = min(n_train, ccfg["max_train_examples"])
     minibatch = min(ccfg["batch_size"], n_train)
 
-    snn = make_trainable(ccfg["engine"], converted, minibatch)
+    snn = make_trainable(ccfg["engine"], converted, minibatch, ccfg["method"],
+                         ccfg["surrogate_alpha"])
     try:
         summary = compile_cotraining(
             snn,
@@ -196,7 +199,8 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
                 f"{ccfg['rate_weight_hidden']:g} others)"
             )
             print(
-                f"cotrain: {snn.name} engine, hybrid SNN from {source}; {n_steps} steps per example, "
+                f"cotrain: {snn.name} engine, {_METHODS[ccfg['method']]}, SNN from {source}; "
+                f"{n_steps} steps per example, "
                 f"synapse {settings.synapse}, {n_train} of {len(data.train)} training examples per "
                 f"epoch in minibatches of {minibatch}, {len(data.val)} validation; "
                 f"rate regularisation {rates}"
@@ -297,6 +301,7 @@ def _training_summary(ccfg, state, snn, source, n_steps, n_train):
     epochs_done = state["epochs_done"]
     return dict(
         cotrain_engine=snn.name,
+        cotrain_method=ccfg["method"],
         source=source,
         epochs_run=epochs_done,
         best_epoch=state.get("best_epoch"),

@@ -39,18 +39,28 @@ from nengoseg.neuron_kinds import hybrid_of, swap_to_hybrid
 
 ENGINES = SIMULATORS  # the spiking simulators that train (nengoseg.backends)
 NOT_AVAILABLE = "engine 'engine' is not available yet, use cotrain.engine: nengo-dl"
+# NengoDL's training unrolls the simulation in its own graph, with its neuron builders'
+# steps under stop_gradient; BPTT through it would mean new builders for every kind
+BPTT_ENGINE_ONLY = ("cotrain.method: bptt runs in the time-batched engine only (cotrain.engine: "
+                    "engine); NengoDL co-trains with cotrain.method: hybrid")
 
 
 # ---------------------------------------------------------------- the engines
 
 
-def make_trainable(engine, converted, minibatch_size):
-    """The `TrainableSNN` of ``engine`` (``cotrain.engine``) for ``converted``."""
+def make_trainable(engine, converted, minibatch_size, method="hybrid", surrogate_alpha=1.0):
+    """The `TrainableSNN` of ``engine`` (``cotrain.engine``) for ``converted``, trained by
+    ``method`` (``cotrain.method``: "hybrid", or "bptt" in the engine only)."""
     if engine == "nengo-dl":
+        if method != "hybrid":
+            raise ConfigError(BPTT_ENGINE_ONLY)
         from nengoseg.train.cotrain_nengo_dl import NengoDLTrainable
 
         return NengoDLTrainable(converted, minibatch_size)
-    return _engine_factory(engine)(converted, minibatch_size)
+    factory = _engine_factory(engine)
+    if method == "hybrid":
+        return factory(converted, minibatch_size)
+    return factory(converted, minibatch_size, method=method, surrogate_alpha=surrogate_alpha)
 
 
 def _engine_factory(engine):

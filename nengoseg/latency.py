@@ -1,0 +1,222 @@
+"""Accuracy against time steps, with the energy it costs: the latency report.
+
+``nengoseg latency`` runs each spiking network of a run folder (the converted SNN,
+the co-trained one) for T steps, T in ``--steps`` (default 4, 8, 16, 32, 64, 100),
+each read out over *all* its T steps (the three-stage paper's early-stop
+conversion: the output layer accumulated over the run, then the sigmoid), on the
+evaluation examples of the config (``evaluate.split``, ``evaluate.max_subjects``),
+beside the ANN on the same examples. Each row gives the Dice scores (3D per subject
+and 2D per slice, mean ± std), the mean firing rate, the synaptic operations and
+neuron updates per inference, and the energy per inference on each device of
+KerasSpiking's device table (`ENERGY_DEVICES`).
+
+How the energy is counted
+-------------------------
+- ANN: ``keras_spiking.ModelEnergy`` reads the Keras model itself (one synaptic
+  operation per multiply-accumulate, one neuron update per activation) and prices it
+  on the non-spiking devices (CPU, GPU, ARM). It has no rule for AveragePooling2D
+  and Concatenate layers and counts them as free (a few per cent of the work).
+- SNN: synaptic operations = the spikes each layer emits (its measured firing rate
+  x the steps) x the synapses each of its neurons drives, counted on the exact
+  connection matrices of the network's Loihi mapping (`nengoseg.loihi.energy`; for a
+  kind that cannot go on chip, such as ``if_subtract``, the mapping of the same
+  weights with Loihi's neurons); neuron updates = neurons x steps. Priced on the
+  spiking devices of the same table (Loihi, SpiNNaker, SpiNNaker 2) with
+  KerasSpiking's per-operation figures, as its ModelEnergy prices a spiking model.
+  The input counts as spikes at ``|pixel| x input_rate_hz`` (what the Loihi input
+  coder sends) times the synapses they drive. Dynamic energy only: no static power,
+  no host I/O.
+
+Writes ``RUN/latency.json``, ``RUN/latency.md`` and ``RUN/figures/dice_vs_T.png``.
+"""
+
+import dataclasses
+import time
+import warnings
+
+import numpy as np
+
+from nengoseg import convert as nsconvert
+from nengoseg import evaluate, rundir
+from nengoseg.atomic import write_json, write_text
+
+DEFAULT_STEPS = (4, 8, 16, 32, 64, 100)
+# KerasSpiking's device table (keras_spiking.ModelEnergy.devices): which devices price
+# the ANN (non-spiking) and the SNN (spiking)
+ANN_DEVICES = ("cpu", "gpu", "arm")
+SNN_DEVICES = ("loihi", "spinnaker", "spinnaker2")
+ENERGY_DEVICES = ANN_DEVICES + SNN_DEVICES
+STAGE_LABELS = {"convert": "converted", "cotrain": "co-trained"}
+
+
+def device_table():
+    """``{device: {"energy_per_synop": J, "energy_per_neuron": J, "spiking": bool}}``."""
+    from keras_spiking import ModelEnergy
+
+    return {name: dict(ModelEnergy.devices[name]) for name in ENERGY_DEVICES}
+
+
+def ann_energy(keras_model):
+    """ANN energy per inference on each non-spiking device, by ``keras_spiking.ModelEnergy``."""
+    from keras_spiking import ModelEnergy
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cannot compute stats for layer")
+        energy = ModelEnergy(keras_model)
+    synops = float(sum(stats["connections"] for stats in energy.layer_stats.values()))
+    neurons = float(sum(stats["neurons"] for stats in energy.layer_stats.values()))
+    row = {"synops": synops, "neuron_updates": neurons}
+    for device in ANN_DEVICES:
+        row[f"joules_{device}"] = float(energy.total_energy(device))
+    return row
+
+
+def snn_energy(fan_outs, rates_hz, n_neurons, n_steps, dt):
+    """SNN energy per inference on each spiking device, from per-layer rates.
+
+    ``fan_outs``: ``{layer: total synapses driven by the layer's neurons}``;
+    ``rates_hz``: ``{layer: mean firing rate}``; ``n_neurons``: neurons in all.
+    """
+    seconds = n_steps * dt
+    synops = float(sum(rates_hz.get(name, 0.0) * seconds * fan for name, fan in fan_outs.items()))
+    updates = float(n_neurons * n_steps)
+    row = {"synops": synops, "neuron_updates": updates}
+    for device, spec in device_table().items():
+        if spec["spiking"]:
+            row[f"joules_{device}"] = (synops * spec["energy_per_synop"]
+                                       + updates * spec["energy_per_neuron"])
+    return row
+
+
+def fan_outs(description):
+    """``({layer: synapses its neurons drive}, input layer name)`` on the Loihi mapping of
+    ``description`` (the input layer's entry: the synapses its input spikes drive)."""
+    from nengoseg.loihi import energy, rewrite
+
+    # the connectivity does not depend on the neuron kind: map the same weights with
+    # Loihi's neurons when the network's own cannot go on chip
+    run = dataclasses.replace(description.run, neuron_model="loihi")
+    loihi_net = rewrite.from_description(dataclasses.replace(description, run=run))
+    first_input = next(layer.name for layer in loihi_net.layers.values() if not layer.on_chip)
+    return {name: float(np.sum(fan)) for name, fan in energy.fan_outs(loihi_net).items()}, \
+        first_input
+
+
+def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
+    """Run the report (see the module docstring); returns the rows written to latency.json."""
+    from nengoseg.snn_stage import evaluation_part, run_snn
+
+    part = evaluation_part(cfg, data)
+    task = data.task
+    stages = [name for name in STAGE_LABELS if rundir.finished(run_dir, name)]
+    if not stages:
+        from nengoseg.snn_stage import latest_conversion
+
+        latest_conversion(run_dir)  # raises the DataError naming what to run first
+    rows = []
+    first = nsconvert.load_conversion(rundir.stage_dir(run_dir, stages[0]))
+    ann_net = nsconvert.convert(first[0], dataclasses.replace(first[1], spiking=False))
+    ann_scores = evaluate.score(task, nsconvert.run_ann(ann_net, part.x).outputs, part,
+                                first[1].threshold)
+    rows.append({"network": "ANN", "n_steps": None, "scores": ann_scores,
+                 "energy": ann_energy(ann_net.keras_model)})
+    minibatch = cfg["evaluate"]["minibatch_size"]
+    simulator = cfg["evaluate"]["engine"]
+    for stage in stages:
+        keras_model, settings = nsconvert.load_conversion(rundir.stage_dir(run_dir, stage))
+        label = STAGE_LABELS[stage]
+        if stage == "cotrain":
+            label += f" ({cfg['cotrain']['method']})"
+        description = nsconvert.convert(keras_model, settings).description
+        fans, input_name = fan_outs(description)
+        # the input as the Loihi input coder sends it: spikes at |pixel| x input_rate_hz
+        input_rate = float(np.mean(np.abs(part.x))) * settings.input_rate_hz
+        n_neurons = sum(int(np.prod(layer.shape)) for layer in description.layers
+                        if layer.neurons is not None)
+        for n_steps in steps:
+            start = time.perf_counter()
+            run_settings = dataclasses.replace(settings, n_steps=int(n_steps),
+                                               readout_steps=int(n_steps))
+            converted = nsconvert.convert(keras_model, run_settings)
+            result = run_snn(converted, part.x, minibatch, verbose=False, engine=simulator)
+            scores = evaluate.score(task, result.outputs, part, settings.threshold)
+            sizes = {name: int(np.prod(description.by_name[name].shape))
+                     for name in result.firing_rates_hz}
+            mean_rate = float(sum(result.firing_rates_hz[n] * sizes[n] for n in sizes)
+                              / max(1, sum(sizes.values())))
+            row = {"network": label, "n_steps": int(n_steps), "scores": scores,
+                   "mean_firing_rate_hz": mean_rate,
+                   "energy": snn_energy(fans, {**result.firing_rates_hz, input_name: input_rate},
+                                        n_neurons, n_steps, settings.dt),
+                   "seconds": round(time.perf_counter() - start, 1)}
+            rows.append(row)
+            if verbose:
+                print(f"latency: {label}, T = {n_steps}: {_summary(row)}", flush=True)
+    payload = {"split": cfg["evaluate"]["split"], "n_subjects": int(len(set(part.groups.tolist()))),
+               "n_slices": int(len(part)), "simulator": simulator, "devices": device_table(),
+               "rows": rows}
+    write_json(run_dir / "latency.json", payload)
+    write_text(run_dir / "latency.md", latency_table(payload) + "\n")
+    dice_vs_T(run_dir, rows)
+    return payload
+
+
+def _summary(row):
+    scores = row["scores"]
+    if "dice_3d_mean" in scores:
+        return (f"Dice 3D {scores['dice_3d_mean']:.3f} ± {scores['dice_3d_std']:.3f}, "
+                f"{row.get('mean_firing_rate_hz', 0):.1f} Hz, "
+                f"{row['energy'].get('joules_loihi', 0) * 1e3:.3f} mJ on Loihi")
+    return evaluate.summary_line("", scores)
+
+
+def latency_table(payload):
+    """Markdown table of a latency report (`latency_report`'s payload)."""
+    head = ("| network | T | Dice 3D | Dice 2D | mean rate (Hz) | synops / inference | "
+            "energy / inference |")
+    lines = [f"{payload['n_subjects']} subjects ({payload['n_slices']} slices) of the "
+             f"'{payload['split']}' split; SNNs simulated by the {payload['simulator']}, "
+             "read out over all T steps; energy per KerasSpiking's device table "
+             "(ANN: GPU / CPU; SNN: Loihi / SpiNNaker 2).", "", head,
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in payload["rows"]:
+        s, e = row["scores"], row["energy"]
+        if "dice_3d_mean" not in s:
+            continue
+        if row["n_steps"] is None:
+            energy = (f"GPU {e['joules_gpu'] * 1e3:.3g} mJ, CPU {e['joules_cpu'] * 1e3:.3g} mJ")
+            steps, rate = "-", "-"
+        else:
+            energy = (f"Loihi {e['joules_loihi'] * 1e3:.3g} mJ, SpiNNaker 2 "
+                      f"{e['joules_spinnaker2'] * 1e3:.3g} mJ")
+            steps, rate = str(row["n_steps"]), f"{row['mean_firing_rate_hz']:.1f}"
+        lines.append(
+            f"| {row['network']} | {steps} | {s['dice_3d_mean']:.3f} ± {s['dice_3d_std']:.3f} | "
+            f"{s['dice_2d_mean']:.3f} ± {s['dice_2d_std']:.3f} | {rate} | {e['synops']:.3g} | "
+            f"{energy} |")
+    return "\n".join(lines)
+
+
+def dice_vs_T(run_dir, rows):
+    """``RUN/figures/dice_vs_T.png``: 3D Dice against T per network, the ANN as a line."""
+    from nengoseg import figures
+
+    curves = {}
+    for row in rows:
+        if row["n_steps"] is not None and "dice_3d_mean" in row["scores"]:
+            curves.setdefault(row["network"], []).append(
+                (row["n_steps"], row["scores"]["dice_3d_mean"]))
+    if not curves:
+        return None
+    fig, ax = figures.plt.subplots(figsize=(5, 3.5))
+    for label, points in curves.items():
+        x, y = zip(*points)
+        ax.plot(x, y, marker=".", label=label)
+    ann = next((r for r in rows if r["n_steps"] is None), None)
+    if ann is not None and "dice_3d_mean" in ann["scores"]:
+        ax.axhline(ann["scores"]["dice_3d_mean"], color="k", linestyle="--", label="ANN")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel("mean Dice 3D")
+    ax.legend(fontsize=8)
+    return figures.save_figure(fig, run_dir, "dice_vs_T.png")
