@@ -231,7 +231,7 @@ def bench(name, args, rng):
             continue
         seconds, peak, rise = rows[key]
         per = seconds / B / steps[key]
-        ref = ann_fwd if "training" not in key else ann_train
+        ref = ann_train if key.endswith(" step") else ann_fwd  # training rows: the ANN step
         print(f"{key:28s}{per * 1e3:14.3f}{per / ref:8.2f}{peak:13.0f}{rise:9.0f}", flush=True)
     return rows
 

@@ -13,6 +13,15 @@ neuron layer's rate is pulled towards ``rate_target_hz`` with weight
 others); see `nengoseg.train.snn_losses` and `compile_cotraining`. Adam,
 ReduceLROnPlateau and early stopping as in the ANN stage.
 
+``cotrain.method: bptt`` fine-tunes the same way but backpropagates through time
+instead of through the rate neurons (the three-stage paper's third stage): the
+engine differentiates the whole spiking run, the membrane voltage carried with its
+gradient from step to step, each spike's derivative the paper's triangle
+surrogate (`nengoseg.engine.dynamics.bptt_layer`). It needs the engine and neuron
+kinds with a surrogate step (``convert.neuron_model: if_subtract`` or ``loihi``);
+with ``convert.readout_steps`` equal to ``n_steps`` the loss sees the output
+accumulated over all steps, as in the paper.
+
 The stage (`cotrain_stage`, what ``nengoseg cotrain`` runs)
 -----------------------------------------------------------
 1. The network: ``checkpoint`` (a Keras ``.h5`` file, or a conversion folder),
