@@ -247,8 +247,7 @@ def resolve(raw, schema=SCHEMA, prefix="", source="config"):
 
 def _check_consistency(cfg, source):
     cotrain = cfg.get("cotrain")
-    if cotrain and "method" in cotrain and cotrain["method"] == "bptt" and (
-            cotrain["engine"] == "nengo-dl"):
+    if cotrain and cotrain["method"] == "bptt" and cotrain["engine"] == "nengo-dl":
         raise ConfigError(f"{source}: 'cotrain.method' bptt needs 'cotrain.engine' engine (the "
                           "time-batched engine); NengoDL co-trains with method hybrid")
     data = cfg.get("data")

@@ -202,20 +202,33 @@ def dice_vs_steps_data(saved):
             for s, p in saved.items() if s in STAGES and "steps" in p]
 
 
+def dice_vs_T(run_dir, curves, ann_dice=None):
+    """``RUN/figures/dice_vs_T.png`` (`nengoseg.latency`): 3D Dice against the number of
+    steps, ``[(network, steps, dice)]``, the ANN's Dice dashed across."""
+    return _curves(run_dir, curves, "time steps T", "dice_vs_T.png", "mean Dice 3D",
+                   None if ann_dice is None else ("ANN", ann_dice), log2_x=True)
+
+
 def dice_vs_steps(run_dir):
     """Mean 2D Dice against the number of simulation steps, for stages that saved it."""
     return _curves(run_dir, dice_vs_steps_data(saved_stages(run_dir)), "simulation steps",
                    "dice_vs_steps.png")
 
 
-def _curves(run_dir, curves, xlabel, name):
+def _curves(run_dir, curves, xlabel, name, ylabel="mean Dice 2D", reference=None,
+            log2_x=False):
+    """Draw ``[(label, x, y)]`` as lines, with ``reference`` ``(label, y)`` dashed across."""
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, x, y in curves:
         ax.plot(x, y, marker=".", label=label)
+    if reference is not None:
+        ax.axhline(reference[1], color="k", linestyle="--", label=reference[0])
+    if log2_x:
+        ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("mean Dice 2D")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return save_figure(fig, run_dir, name)
 

@@ -39,6 +39,7 @@ import numpy as np
 from nengoseg import convert as nsconvert
 from nengoseg import evaluate, rundir
 from nengoseg.atomic import write_json, write_text
+from nengoseg.convert.describe import describe_conversion
 
 DEFAULT_STEPS = (4, 8, 16, 32, 64, 100)
 # KerasSpiking's device table (keras_spiking.ModelEnergy.devices): which devices price
@@ -104,7 +105,7 @@ def fan_outs(description):
 
 def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
     """Run the report (see the module docstring); returns the rows written to latency.json."""
-    from nengoseg.snn_stage import evaluation_part, run_snn
+    from nengoseg.snn_stage import evaluation_part, run_snn, stage_result
 
     part = evaluation_part(cfg, data)
     task = data.task
@@ -122,30 +123,29 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
                  "energy": ann_energy(ann_net.keras_model)})
     minibatch = cfg["evaluate"]["minibatch_size"]
     simulator = cfg["evaluate"]["engine"]
+    longest = max(int(n) for n in steps)
     for stage in stages:
         keras_model, settings = nsconvert.load_conversion(rundir.stage_dir(run_dir, stage))
         label = STAGE_LABELS[stage]
         if stage == "cotrain":
             label += f" ({cfg['cotrain']['method']})"
-        description = nsconvert.convert(keras_model, settings).description
+        description = describe_conversion(keras_model, settings)
         fans, input_name = fan_outs(description)
         # the input as the Loihi input coder sends it: spikes at |pixel| x input_rate_hz
         input_rate = float(np.mean(np.abs(part.x))) * settings.input_rate_hz
         n_neurons = sum(int(np.prod(layer.shape)) for layer in description.layers
                         if layer.neurons is not None)
+        # one conversion read out over all its steps; a run of T steps reads all T
+        # (`ConversionSettings.window` clips readout_steps to the run)
+        converted = nsconvert.convert(keras_model, dataclasses.replace(
+            settings, n_steps=longest, readout_steps=longest))
         for n_steps in steps:
             start = time.perf_counter()
-            run_settings = dataclasses.replace(settings, n_steps=int(n_steps),
-                                               readout_steps=int(n_steps))
-            converted = nsconvert.convert(keras_model, run_settings)
-            result = run_snn(converted, part.x, minibatch, verbose=False, engine=simulator)
-            scores = evaluate.score(task, result.outputs, part, settings.threshold)
-            sizes = {name: int(np.prod(description.by_name[name].shape))
-                     for name in result.firing_rates_hz}
-            mean_rate = float(sum(result.firing_rates_hz[n] * sizes[n] for n in sizes)
-                              / max(1, sum(sizes.values())))
-            row = {"network": label, "n_steps": int(n_steps), "scores": scores,
-                   "mean_firing_rate_hz": mean_rate,
+            result = run_snn(converted, part.x, minibatch, int(n_steps), verbose=False,
+                             engine=simulator)
+            scored = stage_result(task, result, part, converted)
+            row = {"network": label, "n_steps": int(n_steps), "scores": scored["scores"],
+                   "mean_firing_rate_hz": scored.get("mean_firing_rate_hz", 0.0),
                    "energy": snn_energy(fans, {**result.firing_rates_hz, input_name: input_rate},
                                         n_neurons, n_steps, settings.dt),
                    "seconds": round(time.perf_counter() - start, 1)}
@@ -198,25 +198,17 @@ def latency_table(payload):
 
 
 def dice_vs_T(run_dir, rows):
-    """``RUN/figures/dice_vs_T.png``: 3D Dice against T per network, the ANN as a line."""
+    """``RUN/figures/dice_vs_T.png``: 3D Dice against T per network, the ANN dashed."""
     from nengoseg import figures
 
-    curves = {}
+    curves, ann = {}, None
     for row in rows:
-        if row["n_steps"] is not None and "dice_3d_mean" in row["scores"]:
+        if "dice_3d_mean" not in row["scores"]:
+            continue
+        if row["n_steps"] is None:
+            ann = row["scores"]["dice_3d_mean"]
+        else:
             curves.setdefault(row["network"], []).append(
                 (row["n_steps"], row["scores"]["dice_3d_mean"]))
-    if not curves:
-        return None
-    fig, ax = figures.plt.subplots(figsize=(5, 3.5))
-    for label, points in curves.items():
-        x, y = zip(*points)
-        ax.plot(x, y, marker=".", label=label)
-    ann = next((r for r in rows if r["n_steps"] is None), None)
-    if ann is not None and "dice_3d_mean" in ann["scores"]:
-        ax.axhline(ann["scores"]["dice_3d_mean"], color="k", linestyle="--", label="ANN")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("time steps T")
-    ax.set_ylabel("mean Dice 3D")
-    ax.legend(fontsize=8)
-    return figures.save_figure(fig, run_dir, "dice_vs_T.png")
+    return figures.dice_vs_T(run_dir, [(label, *zip(*points)) for label, points in
+                                       curves.items()], ann)

@@ -84,7 +84,6 @@ class EngineTrainable(TrainableSNN):
 
     def __init__(self, converted, minibatch_size, method="hybrid", surrogate_alpha=1.0):
         self.converted = converted
-        self.method = method
         self.minibatch_size = int(minibatch_size)
         self.plan = make_plan(converted.keras_model, converted=converted)
         self.output_name = OUTPUT_NAME

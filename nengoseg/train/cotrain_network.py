@@ -57,10 +57,8 @@ def make_trainable(engine, converted, minibatch_size, method="hybrid", surrogate
         from nengoseg.train.cotrain_nengo_dl import NengoDLTrainable
 
         return NengoDLTrainable(converted, minibatch_size)
-    factory = _engine_factory(engine)
-    if method == "hybrid":
-        return factory(converted, minibatch_size)
-    return factory(converted, minibatch_size, method=method, surrogate_alpha=surrogate_alpha)
+    return _engine_factory(engine)(converted, minibatch_size, method=method,
+                                   surrogate_alpha=surrogate_alpha)
 
 
 def _engine_factory(engine):
