@@ -18,6 +18,7 @@ from nengoseg.convert import (
     save_conversion,
     spike_height,
 )
+from nengoseg.convert.settings import ONE_STEP_DELAY
 from nengoseg.errors import ConfigError, ConversionError, DataError
 
 L = tf.keras.layers
@@ -382,3 +383,29 @@ def test_poisson_coded_network_matches_on_average():
     )
     result = run_snn(convert(single_neuron(), settings), np.full((2, 1), 0.4), progress=False)
     np.testing.assert_allclose(result.outputs, 0.4, atol=0.04)
+
+
+def test_delay_synapse_delays_each_neuron_connection_by_one_step_and_nothing_else():
+    """``synapse="delay"``: what Loihi does without a synapse (spikes arrive one step
+    late at the next layer). Three spiking layers: the output starts 3 steps late,
+    then equals the undelayed network's."""
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((4,))
+    h = inp
+    for i in range(3):
+        h = tf.keras.layers.Dense(4, activation="relu", kernel_initializer="ones", name=f"d{i}")(h)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(1, kernel_initializer="ones")(h))
+    outputs = {}
+    for synapse in (None, "delay"):
+        settings = ConversionSettings(synapse=synapse, scale_firing_rates=1000.0,
+                                                neuron_model="if_subtract", n_steps=8)
+        converted = convert(model, settings)
+        with nengo_dl.Simulator(converted.network, progress_bar=False) as sim:
+            data = sim.predict({converted.input_node: np.full((1, 8, 4), 0.5)}, n_steps=8)
+        outputs[synapse] = data[converted.output_probe][0, :, 0]
+    assert ConversionSettings(synapse="delay").synapse == ONE_STEP_DELAY
+    np.testing.assert_array_equal(outputs["delay"][:3], 0)
+    np.testing.assert_allclose(outputs["delay"][3:], outputs[None][:5], rtol=1e-5)
+    assert outputs[None][0] > 0
+    with pytest.raises(ConfigError, match="synapse='lag'.*'delay'"):
+        ConversionSettings(synapse="lag")

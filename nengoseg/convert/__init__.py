@@ -11,12 +11,12 @@ Typical use::
     save_conversion(run_dir / "snn", keras_model, converted.settings)
 
 Importing this package registers nengoseg's NengoDL layer converters
-(Conv2DTranspose, Dropout, SoftLIF) and the `SoftLIF` Keras layer.
+(Conv2DTranspose, Dropout, SoftLIF) and the `SoftLIF` and `QCFS` Keras layers.
 """
 
 from nengoseg.convert.coding import encode_inputs, spike_height
 from nengoseg.convert.converter import ConvertedNetwork, convert, percentile_activations
-from nengoseg.convert.layers import SoftLIF
+from nengoseg.convert.layers import QCFS, SoftLIF
 from nengoseg.convert.prepare import prepare_model
 from nengoseg.convert.record import load_conversion, save_conversion
 from nengoseg.convert.settings import ConversionSettings
@@ -25,6 +25,7 @@ from nengoseg.convert.simulate import SNNResult, read_out, run_ann, run_snn
 __all__ = [
     "ConversionSettings",
     "ConvertedNetwork",
+    "QCFS",
     "SNNResult",
     "SoftLIF",
     "convert",

@@ -32,6 +32,7 @@ Where nengo-dl 3.6 falls short (and what is done here instead):
 
 import dataclasses
 import warnings
+from typing import Optional
 
 import nengo
 import nengo_dl
@@ -40,6 +41,7 @@ import tensorflow as tf
 
 from nengoseg import neuron_kinds
 from nengoseg.convert.describe import describe_conversion
+from nengoseg.convert.layers import qcfs_thresholds
 from nengoseg.convert.prepare import prepare_model
 from nengoseg.convert.record import installed_versions
 from nengoseg.convert.settings import ConversionSettings
@@ -73,6 +75,10 @@ class ConvertedNetwork:
         outputs what ``output_probe`` probes, e.g. logits.
     converter : nengo_dl.Converter
         The nengo-dl converter (its ``layers`` maps Keras layers to Nengo objects).
+    ann_model : tf.keras.Model or None
+        The ANN as trained, prepared like ``keras_model`` but with its QCFS
+        activations (`nengoseg.convert.QCFS`) kept, where it has any (``keras_model``
+        has plain ReLUs in their place); None: ``keras_model`` is the ANN.
     """
 
     network: nengo.Network
@@ -82,6 +88,7 @@ class ConvertedNetwork:
     settings: ConversionSettings
     keras_model: tf.keras.Model
     converter: nengo_dl.Converter
+    ann_model: Optional[tf.keras.Model] = None
 
     @property
     def description(self):
@@ -128,8 +135,9 @@ def convert(keras_model, settings=None, calibration_data=None):
         A setting is not allowed.
     """
     settings = _as_settings(settings)
+    thresholds = qcfs_thresholds(keras_model)
     model, output_activation = prepare_model(keras_model)
-    factors = _normalisation_factors(model, settings, calibration_data)
+    factors = _normalisation_factors(model, settings, calibration_data, thresholds)
     scales = _scales(settings, factors)
     converter = _build(model, settings, scales)
     neurons = _neuron_layers(model, converter)
@@ -162,6 +170,7 @@ def convert(keras_model, settings=None, calibration_data=None):
         settings=resolved,
         keras_model=model,
         converter=converter,
+        ann_model=prepare_model(keras_model, keep_qcfs=True)[0] if thresholds else None,
     )
 
 
@@ -205,15 +214,34 @@ def percentile_activations(model, layer_names, data, percentile=99.9, batch_size
     return factors
 
 
-def _normalisation_factors(model, settings, calibration_data):
-    """Percentile factors per neuron layer: measured on ``calibration_data``, or recorded."""
+def _normalisation_factors(model, settings, calibration_data, thresholds):
+    """The factor of each neuron layer: its percentile activation measured on
+    ``calibration_data`` (``"percentile"``) or its QCFS layer's learned threshold
+    (``"qcfs"``, from ``thresholds``), or the factors an earlier conversion recorded."""
     if settings.normalise is None:
         return {}
-    if calibration_data is None:
+
+    def neuron_layer_names():
+        rate_settings = dataclasses.replace(settings, spiking=False)
+        return list(_neuron_layers(model, _build(model, rate_settings, {})))
+
+    if settings.normalise == "qcfs" and thresholds:
+        names = neuron_layer_names()
+        missing = [name for name in names if name not in thresholds]
+        if missing:
+            raise ConversionError(
+                f"normalise='qcfs' takes each neuron layer's scale from its QCFS threshold, but "
+                f"layer '{missing[0]}' of model '{model.name}' is not a QCFS layer; allowed: "
+                "models whose every activation is QCFS (model option activation: qcfs<L>), or "
+                "normalise='percentile'"
+            )
+        return {name: thresholds[name] for name in names}
+    if calibration_data is None or settings.normalise == "qcfs":
         if not settings.normalisation_factors:
             raise ConversionError(
-                "normalise='percentile' needs calibration_data (a few dozen inputs), or "
-                "the normalisation_factors recorded by an earlier conversion"
+                "normalise='percentile' needs calibration_data (a few dozen inputs), "
+                "normalise='qcfs' a model with QCFS layers; or either the "
+                "normalisation_factors recorded by an earlier conversion"
             )
         return dict(settings.normalisation_factors)
     data = np.asarray(calibration_data, np.float32)
@@ -222,9 +250,7 @@ def _normalisation_factors(model, settings, calibration_data):
             f"calibration_data of shape {data.shape} does not fit model '{model.name}', "
             f"which takes (n, {', '.join(map(str, model.input_shape[1:]))}) with n >= 1"
         )
-    rate_settings = dataclasses.replace(settings, spiking=False)
-    names = list(_neuron_layers(model, _build(model, rate_settings, {})))
-    return percentile_activations(model, names, data, settings.percentile)
+    return percentile_activations(model, neuron_layer_names(), data, settings.percentile)
 
 
 def _scales(settings, factors):
@@ -265,7 +291,7 @@ def _check_normalisable(settings, neurons):
     for name, obj in neurons.items():
         if not isinstance(obj.ensemble.neuron_type, nengo.RectifiedLinear):
             raise ConversionError(
-                f"normalise='percentile' needs ReLU neurons, but layer '{name}' makes "
+                f"normalise={settings.normalise!r} needs ReLU neurons, but layer '{name}' makes "
                 f"{type(obj.ensemble.neuron_type).__name__} neurons (the LIF rate is not "
                 "linear in its input, so scaling it changes the output); use "
                 "scale_firing_rates or firing-rate regularisation instead"

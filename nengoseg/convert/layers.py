@@ -1,4 +1,4 @@
-"""The SoftLIF Keras layer and the NengoDL layer converters nengoseg adds.
+"""The SoftLIF and QCFS Keras layers and the NengoDL layer converters nengoseg adds.
 
 Each converter is one small `nengo_dl.converter.LayerConverter` class registered
 with ``@nengo_dl.Converter.register(LayerClass)``, as in nengo-dl's own
@@ -99,6 +99,69 @@ class SoftLIF(tf.keras.layers.Layer):
         return nengo_dl.SoftLIFRate(
             sigma=self.sigma, tau_rc=self.tau_rc, tau_ref=self.tau_ref, amplitude=self.amplitude
         )
+
+
+@tf.keras.utils.register_keras_serializable(package="nengoseg")
+class QCFS(tf.keras.layers.Layer):
+    """Quantisation clip-floor-shift activation (Bu et al., ICLR 2022, "Optimal ANN-SNN
+    conversion for high-accuracy and ultra-low-latency spiking neural networks").
+
+    For an input ``x``, ``levels`` = L and the trainable clipping threshold
+    ``threshold`` = lambda::
+
+        qcfs(x) = lambda * clip(floor(x * L / lambda + 1/2) / L, 0, 1)
+
+    Its outputs are the L + 1 levels ``k * lambda / L``. An integrate-and-fire neuron
+    with reset by subtraction, threshold lambda and membrane starting at lambda / 2
+    emits, for a constant input ``x`` over T = L steps, exactly
+    ``floor(x * L / lambda + 1/2)`` spikes (clipped to 0..L), so its mean output
+    ``spikes * lambda / T`` is ``qcfs(x)``: a network trained with this activation
+    converts with no quantisation error at T = L steps (the paper's Theorem 2;
+    deeper layers see spike trains, not constants, and match in expectation).
+
+    The floor passes gradients straight through (the paper's training rule), so
+    ``x`` gets the gradient of ``clip(x, 0, lambda)`` and lambda learns where to clip.
+    Conversion (`nengoseg.convert.convert` with ``normalise="qcfs"``) turns the layer
+    into ReLU neurons whose scale makes lambda fire one spike per step.
+
+    Parameters
+    ----------
+    levels : int
+        Quantisation levels L (the time steps the converted network needs), >= 1.
+    initial_threshold : float
+        The starting clipping threshold lambda (> 0; the paper starts at 8 for
+        standardised ImageNet inputs; images in [0, 1] suit smaller values).
+    """
+
+    def __init__(self, levels=8, initial_threshold=2.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+            raise ValueError(f"QCFS levels must be an integer >= 1, got {levels!r}")
+        if not initial_threshold > 0:
+            raise ValueError(f"QCFS initial_threshold must be > 0, got {initial_threshold!r}")
+        self.levels = int(levels)
+        self.initial_threshold = float(initial_threshold)
+
+    def build(self, input_shape):
+        self.threshold = self.add_weight(
+            name="threshold", shape=(),
+            initializer=tf.keras.initializers.Constant(self.initial_threshold), trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        scaled = inputs / self.threshold * self.levels + 0.5
+        floored = scaled + tf.stop_gradient(tf.floor(scaled) - scaled)  # straight through
+        return tf.clip_by_value(floored / self.levels, 0.0, 1.0) * self.threshold
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels,
+                "initial_threshold": self.initial_threshold}
+
+
+def qcfs_thresholds(keras_model):
+    """``{layer_name: lambda}`` of every `QCFS` layer of ``keras_model`` (learned thresholds)."""
+    return {layer.name: float(tf.keras.backend.get_value(layer.threshold))
+            for layer in keras_model.layers if isinstance(layer, QCFS)}
 
 
 @nengo_dl.Converter.register(SoftLIF)

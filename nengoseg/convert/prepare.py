@@ -13,6 +13,9 @@ objects (`nengoseg.convert.converter.convert` runs it first):
 - Keras regularisers and constraints are dropped.
 - A sigmoid on the output layer (`DROPPED_OUTPUT_ACTIVATIONS`) is moved into the
   readout, so the network outputs logits and needs no sigmoid "neurons".
+- A `nengoseg.convert.layers.QCFS` activation becomes a plain ReLU layer of the same
+  name: its quantisation is what the spiking neurons do by themselves in T = L steps,
+  and its learned threshold becomes the layer's scale (``normalise="qcfs"``).
 """
 
 import copy
@@ -21,19 +24,23 @@ import nengo_dl
 import numpy as np
 import tensorflow as tf
 
-from nengoseg.convert.layers import TRAINING_ONLY_ARGS
+from nengoseg.convert.layers import QCFS, TRAINING_ONLY_ARGS
 from nengoseg.errors import ConversionError
 
 FOLDABLE = (tf.keras.layers.Conv2D, tf.keras.layers.Conv2DTranspose, tf.keras.layers.Dense)
 DROPPED_OUTPUT_ACTIVATIONS = ("sigmoid",)
 
 
-def prepare_model(keras_model):
+def prepare_model(keras_model, keep_qcfs=False):
     """Rebuild ``keras_model`` ready for conversion; returns ``(model, output_activation)``.
+
+    ``keep_qcfs=True`` keeps QCFS activations: the ANN as trained, read out like the
+    SNN (`nengoseg.convert.run_ann` runs it).
 
     The new model computes the same function as ``keras_model`` except that a
     sigmoid on the output layer is removed (``output_activation="sigmoid"``; the
-    readout applies it). Changes, all made on the model's config:
+    readout applies it) and QCFS activations are plain ReLUs. Changes, all made on
+    the model's config:
 
     - BatchNormalization directly after a Conv2D, Conv2DTranspose or Dense layer
       with linear activation, channels last, that feeds nothing else, is folded into
@@ -55,6 +62,11 @@ def prepare_model(keras_model):
                 entry["config"][key] = None
 
     output_activation = _drop_output_activation(config, entries)
+    for layer in model.layers:
+        if isinstance(layer, QCFS) and not keep_qcfs:
+            entry = entries[layer.name]
+            entry["class_name"] = "ReLU"
+            entry["config"] = {key: entry["config"][key] for key in ("name", "trainable", "dtype")}
     folds = {}
     for layer in model.layers:
         if not isinstance(layer, tf.keras.layers.BatchNormalization):

@@ -15,8 +15,16 @@ from nengoseg import neuron_kinds
 from nengoseg.errors import ConfigError
 
 INPUT_CODINGS = ("constant", "poisson")
-NORMALISATIONS = (None, "percentile")
+NORMALISATIONS = (None, "percentile", "qcfs")
 READOUTS = ("segmentation", "regression")
+# synapse: "delay" -- a Lowpass whose time constant is so far below any step length
+# that it decays completely within one step (exp(-dt / tau) underflows to 0 at
+# dt = 1 ms, and is below 1e-40 for dt >= 0.1 ms): no filtering, only the synapse's
+# one-step delay. nengo-loihi
+# delivers every spike one step late whatever the synapse, so this is how NengoDL and
+# the engine simulate what the Loihi emulator and chip run without a synapse.
+ONE_STEP_DELAY = 1e-6
+SYNAPSE_NAMES = {"delay": ONE_STEP_DELAY}
 
 
 @dataclasses.dataclass
@@ -56,10 +64,20 @@ class ConversionSettings:
         data at conversion (or ``normalisation_factors`` recorded by an earlier
         one) and replaces ``scale_firing_rates``, which must then stay 1.
         ReLU networks only. ``target_rate_hz`` may not exceed ``1 / dt`` (one spike
-        per step, the Loihi limit).
+        per step, the Loihi limit). ``"qcfs"``: each layer's factor is its
+        `nengoseg.convert.QCFS` layer's learned clipping threshold (no calibration
+        data); with ``target_rate_hz = 1 / dt``, ``if_subtract`` neurons,
+        ``initial_voltage=0.5`` and ``n_steps`` = the QCFS levels L, the spiking network
+        computes the quantised ANN (Bu et al. 2022). Threshold balancing as in the
+        three-stage paper is ``"percentile"`` with ``percentile=100`` (the maximum) or
+        99.9.
     synapse
         Lowpass time constant (s) on every connection leaving neurons; None = none.
-        The papers use 0.005.
+        The papers use 0.005. ``"delay"``: no filtering but a one-step delay on every
+        such connection (a Lowpass of `ONE_STEP_DELAY` seconds, which decays fully
+        within a step, is recorded), as Loihi delivers spikes to the next layer one
+        step late: a network for Loihi trained and scored without a synapse should
+        use ``"delay"``, since ``None`` (no delay) is not what the chip runs.
     n_steps, dt
         Time steps each input is presented for, and the step length in seconds.
     input_coding, input_rate_hz
@@ -119,6 +137,8 @@ class ConversionSettings:
     versions: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        if isinstance(self.synapse, str) and self.synapse in SYNAPSE_NAMES:
+            self.synapse = SYNAPSE_NAMES[self.synapse]
         self.validate()
 
     def validate(self):
@@ -138,7 +158,8 @@ class ConversionSettings:
         )
         if self.synapse is not None:
             _check_number(
-                "synapse", self.synapse, low=0, allowed="None or a time constant > 0 (seconds)"
+                "synapse", self.synapse, low=0,
+                allowed="None, 'delay' (one step, no filtering) or a time constant > 0 (seconds)"
             )
         check_int("n_steps", self.n_steps, low=1)
         if self.initial_voltage is not None and not (

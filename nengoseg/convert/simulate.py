@@ -133,10 +133,11 @@ def run_ann(converted, x, minibatch_size=32):
     It is the original model with BatchNormalization folded and the output
     activation moved into the readout, so `read_out` treats it like the SNN. It
     keeps max pooling even where the SNN averages (``max_to_avg_pool``): this is
-    the ANN as trained.
+    the ANN as trained, and its QCFS activations (``converted.ann_model``).
     """
     x = _check_inputs(converted, x)
-    outputs = converted.keras_model.predict(x, batch_size=minibatch_size, verbose=0)
+    model = converted.keras_model if converted.ann_model is None else converted.ann_model
+    outputs = model.predict(x, batch_size=minibatch_size, verbose=0)
     return read_out(outputs, converted.settings, {})
 
 

@@ -38,13 +38,34 @@ SOFTLIF = "softlif"
 SOFTLIF_OPTIONS = {"tau_rc": 0.02, "tau_ref": 0.002, "amplitude": 0.01, "sigma": 0.005}
 
 
+# "qcfs<L>": the quantisation clip-floor-shift activation with L levels (a QCFS layer
+# follows the linear layer; its threshold starts at QCFS_INITIAL_THRESHOLD)
+QCFS_PREFIX = "qcfs"
+QCFS_INITIAL_THRESHOLD = 2.0
+
+
+def qcfs_levels(activation):
+    """L for an activation ``"qcfs<L>"`` (e.g. ``"qcfs8"``), else None."""
+    if not isinstance(activation, str) or not activation.startswith(QCFS_PREFIX):
+        return None
+    digits = activation[len(QCFS_PREFIX):]
+    return int(digits) if digits.isdigit() and int(digits) >= 1 else None
+
+
 def keras_activation(activation):
-    """The ``activation`` argument of a Keras layer: None for ``"softlif"`` (a layer follows)."""
-    return None if activation == SOFTLIF else activation
+    """The ``activation`` argument of a Keras layer: None for ``"softlif"`` and
+    ``"qcfs<L>"`` (a layer follows)."""
+    return None if activation == SOFTLIF or qcfs_levels(activation) else activation
 
 
 def activate(x, activation, name):
-    """``x`` itself, or after a SoftLIF layer ``{name}_lif`` for activation ``"softlif"``."""
+    """``x`` itself, or after a SoftLIF layer ``{name}_lif`` for activation ``"softlif"``,
+    or a QCFS layer ``{name}_qcfs`` for ``"qcfs<L>"``."""
+    levels = qcfs_levels(activation)
+    if levels:
+        from nengoseg.convert.layers import QCFS
+
+        return QCFS(levels, QCFS_INITIAL_THRESHOLD, name=f"{name}_qcfs")(x)
     if activation != SOFTLIF:
         return x
     from nengoseg.convert.layers import SoftLIF
@@ -116,14 +137,16 @@ def check_bool(name, value):
 
 def check_activation(activation):
     """A Keras activation name (``"relu"``, ...), ``"softlif"`` (soft LIF neurons,
-    `nengoseg.convert.layers.SoftLIF` with `SOFTLIF_OPTIONS`) or a callable; raise
-    ConfigError otherwise."""
-    if activation == SOFTLIF:
+    `nengoseg.convert.layers.SoftLIF` with `SOFTLIF_OPTIONS`), ``"qcfs<L>"``
+    (`nengoseg.convert.layers.QCFS` with L levels, e.g. ``"qcfs8"``) or a callable;
+    raise ConfigError otherwise."""
+    if activation == SOFTLIF or qcfs_levels(activation):
         return activation
     try:
         tf.keras.activations.get(activation)
     except (ValueError, TypeError):
         raise ConfigError(
-            f"activation {activation!r} is not a Keras activation (e.g. 'relu') nor 'softlif'"
+            f"activation {activation!r} is not a Keras activation (e.g. 'relu'), 'softlif' "
+            "nor 'qcfs<L>' (QCFS with L >= 1 levels, e.g. 'qcfs8')"
         ) from None
     return activation
