@@ -171,6 +171,15 @@ def cmd_latency(args):
           f"{run_dir / 'figures' / 'dice_vs_T.png'}")
 
 
+def cmd_latency_merge(args):
+    from nengoseg.latency import latency_table, merge_reports
+
+    payload = merge_reports(args.runs, Path(args.out))
+    print(latency_table(payload))
+    print(f"merged latency report: {Path(args.out) / 'latency.md'}, "
+          f"{Path(args.out) / 'figures' / 'dice_vs_T.png'}")
+
+
 def cmd_deploy(args):
     from nengoseg.loihi.run import check_target
 
@@ -333,6 +342,17 @@ def build_parser():
     lat.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16, 32, 64, 100],
                      metavar="T", help="numbers of time steps (default: 4 8 16 32 64 100)")
     lat.set_defaults(func=cmd_latency)
+
+    merge = commands.add_parser(
+        "latency-merge",
+        help="one latency table and figure from the latency reports of several runs",
+        description="Merge RUN/latency.json of each run folder (made by 'nengoseg latency' on "
+        "the same held-out subjects) into OUT/latency.md, OUT/latency.json and "
+        "OUT/figures/dice_vs_T.png; rows are labelled with their run folder's name.",
+    )
+    merge.add_argument("runs", nargs="+", metavar="RUN", help="run folders with latency.json")
+    merge.add_argument("--out", required=True, help="folder for the merged report")
+    merge.set_defaults(func=cmd_latency_merge)
 
     dep = commands.add_parser(
         "deploy",

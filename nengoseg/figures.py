@@ -202,11 +202,11 @@ def dice_vs_steps_data(saved):
             for s, p in saved.items() if s in STAGES and "steps" in p]
 
 
-def dice_vs_T(run_dir, curves, ann_dice=None):
+def dice_vs_T(run_dir, curves, anns=()):
     """``RUN/figures/dice_vs_T.png`` (`nengoseg.latency`): 3D Dice against the number of
-    steps, ``[(network, steps, dice)]``, the ANN's Dice dashed across."""
+    steps, ``[(network, steps, dice)]``, each ANN's Dice ``[(label, dice)]`` dashed across."""
     return _curves(run_dir, curves, "time steps T", "dice_vs_T.png", "mean Dice 3D",
-                   None if ann_dice is None else ("ANN", ann_dice), log2_x=True)
+                   list(anns), log2_x=True)
 
 
 def dice_vs_steps(run_dir):
@@ -215,16 +215,18 @@ def dice_vs_steps(run_dir):
                    "dice_vs_steps.png")
 
 
-def _curves(run_dir, curves, xlabel, name, ylabel="mean Dice 2D", reference=None,
+def _curves(run_dir, curves, xlabel, name, ylabel="mean Dice 2D", references=(),
             log2_x=False):
-    """Draw ``[(label, x, y)]`` as lines, with ``reference`` ``(label, y)`` dashed across."""
+    """Draw ``[(label, x, y)]`` as lines, with each of ``references`` ``[(label, y)]``
+    dashed across."""
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, x, y in curves:
         ax.plot(x, y, marker=".", label=label)
-    if reference is not None:
-        ax.axhline(reference[1], color="k", linestyle="--", label=reference[0])
+    styles = ["--", ":", "-."]
+    for i, (label, y) in enumerate(references):
+        ax.axhline(y, color="k", linestyle=styles[i % len(styles)], label=label)
     if log2_x:
         ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)

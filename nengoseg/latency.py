@@ -28,11 +28,16 @@ How the energy is counted
   no host I/O.
 
 Writes ``RUN/latency.json``, ``RUN/latency.md`` and ``RUN/figures/dice_vs_T.png``.
+``nengoseg latency-merge`` (`merge_reports`) puts the reports of several runs scored on
+the same held-out subjects (e.g. the three-stage and the QCFS configs) into one table
+and one figure.
 """
 
 import dataclasses
+import json
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +45,7 @@ from nengoseg import convert as nsconvert
 from nengoseg import evaluate, rundir
 from nengoseg.atomic import write_json, write_text
 from nengoseg.convert.describe import describe_conversion
+from nengoseg.errors import DataError
 
 DEFAULT_STEPS = (4, 8, 16, 32, 64, 100)
 # KerasSpiking's device table (keras_spiking.ModelEnergy.devices): which devices price
@@ -153,11 +159,46 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             if verbose:
                 print(f"latency: {label}, T = {n_steps}: {_summary(row)}", flush=True)
     payload = {"split": cfg["evaluate"]["split"], "n_subjects": int(len(set(part.groups.tolist()))),
-               "n_slices": int(len(part)), "simulator": simulator, "devices": device_table(),
+               "n_slices": int(len(part)),
+               "subjects": sorted(str(g) for g in set(part.groups.tolist())),
+               "simulator": simulator, "devices": device_table(),
                "rows": rows}
     write_json(run_dir / "latency.json", payload)
     write_text(run_dir / "latency.md", latency_table(payload) + "\n")
     dice_vs_T(run_dir, rows)
+    return payload
+
+
+def merge_reports(run_dirs, out_dir):
+    """One latency report from the ``RUN/latency.json`` of each of ``run_dirs``.
+
+    The rows keep their figures and are labelled ``"<run folder>: <network>"`` (each
+    run keeps its own ANN row). The runs must have scored the same held-out examples
+    (split, subjects and slices), else DataError naming the run that differs. Writes
+    ``out_dir/latency.{json,md}`` and ``out_dir/figures/dice_vs_T.png``; returns the
+    payload.
+    """
+    reports = []
+    for run_dir in map(Path, run_dirs):
+        path = run_dir / "latency.json"
+        if not path.is_file():
+            raise DataError(f"{path} does not exist; run 'nengoseg latency --config CONFIG "
+                            f"--run-dir {run_dir}' first")
+        reports.append((run_dir.name, json.loads(path.read_text())))
+    (first_name, first), rows = reports[0], []
+    for name, report in reports:
+        for key in ("split", "n_subjects", "n_slices", "subjects"):
+            if key in first and key in report and report[key] != first[key]:
+                raise DataError(
+                    f"run '{name}' scored {key}={report[key]!r} but run '{first_name}' "
+                    f"{first[key]!r}; a merged latency table needs the same held-out examples "
+                    "(the same data section and evaluate.max_subjects)")
+        rows += [{**row, "network": f"{name}: {row['network']}"} for row in report["rows"]]
+    payload = {**first, "runs": [str(d) for d in run_dirs], "rows": rows}
+    out_dir = Path(out_dir)
+    write_json(out_dir / "latency.json", payload)
+    write_text(out_dir / "latency.md", latency_table(payload) + "\n")
+    dice_vs_T(out_dir, rows)
     return payload
 
 
@@ -201,14 +242,14 @@ def dice_vs_T(run_dir, rows):
     """``RUN/figures/dice_vs_T.png``: 3D Dice against T per network, the ANN dashed."""
     from nengoseg import figures
 
-    curves, ann = {}, None
+    curves, anns = {}, []
     for row in rows:
         if "dice_3d_mean" not in row["scores"]:
             continue
         if row["n_steps"] is None:
-            ann = row["scores"]["dice_3d_mean"]
+            anns.append((row["network"], row["scores"]["dice_3d_mean"]))
         else:
             curves.setdefault(row["network"], []).append(
                 (row["n_steps"], row["scores"]["dice_3d_mean"]))
     return figures.dice_vs_T(run_dir, [(label, *zip(*points)) for label, points in
-                                       curves.items()], ann)
+                                       curves.items()], anns)

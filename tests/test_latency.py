@@ -80,3 +80,18 @@ def test_latency_command_scores_each_network_at_each_number_of_steps(tmp_path, c
     assert (run_dir / "config.yaml").read_bytes() == config_before
     assert cli.main(["latency", "--config", str(cfg), "--run-dir", str(run_dir),
                      "--steps", "0"]) == cli.EXIT_USER_ERROR
+    # two runs' reports in one table and figure; a run on other examples is refused
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "latency.json").write_text(json.dumps(payload))
+    capsys.readouterr()
+    assert cli.main(["latency-merge", str(run_dir), str(other), "--out",
+                     str(tmp_path / "merged")]) == 0
+    assert "| other: converted | 6 |" in capsys.readouterr().out
+    merged = json.loads((tmp_path / "merged" / "latency.json").read_text())
+    assert len(merged["rows"]) == 2 * len(payload["rows"])
+    assert (tmp_path / "merged" / "figures" / "dice_vs_T.png").stat().st_size > 1000
+    (other / "latency.json").write_text(json.dumps({**payload, "n_slices": 1}))
+    assert cli.main(["latency-merge", str(run_dir), str(other), "--out",
+                     str(tmp_path / "merged")]) == cli.EXIT_USER_ERROR
+    assert "run 'other' scored n_slices=1" in capsys.readouterr().err
