@@ -136,6 +136,7 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
         if stage == "cotrain":
             label += f" ({cfg['cotrain']['method']})"
         description = describe_conversion(keras_model, settings)
+        depth = description.neuron_depth()
         fans, input_name = fan_outs(description)
         # the input as the Loihi input coder sends it: spikes at |pixel| x input_rate_hz
         input_rate = float(np.mean(np.abs(part.x))) * settings.input_rate_hz
@@ -150,7 +151,8 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             result = run_snn(converted, part.x, minibatch, int(n_steps), verbose=False,
                              engine=simulator)
             scored = stage_result(task, result, part, converted)
-            row = {"network": label, "n_steps": int(n_steps), "scores": scored["scores"],
+            row = {"network": label, "n_steps": int(n_steps), "neuron_depth": depth,
+                   "scores": scored["scores"],
                    "mean_firing_rate_hz": scored.get("mean_firing_rate_hz", 0.0),
                    "energy": snn_energy(fans, {**result.firing_rates_hz, input_name: input_rate},
                                         n_neurons, n_steps, settings.dt),
@@ -218,7 +220,8 @@ def latency_table(payload):
     lines = [f"{payload['n_subjects']} subjects ({payload['n_slices']} slices) of the "
              f"'{payload['split']}' split; SNNs simulated by the {payload['simulator']}, "
              "read out over all T steps; energy per KerasSpiking's device table "
-             "(ANN: GPU / CPU; SNN: Loihi / SpiNNaker 2).", "", head,
+             "(ANN: GPU / CPU; SNN: Loihi / SpiNNaker 2)." + _depth_note(payload["rows"]),
+             "", head,
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in payload["rows"]:
         s, e = row["scores"], row["energy"]
@@ -236,6 +239,15 @@ def latency_table(payload):
             f"{s['dice_2d_mean']:.3f} ± {s['dice_2d_std']:.3f} | {rate} | {e['synops']:.3g} | "
             f"{energy} |")
     return "\n".join(lines)
+
+
+def _depth_note(rows):
+    depths = sorted({row["neuron_depth"] for row in rows if row.get("neuron_depth")})
+    if not depths:
+        return ""
+    return (f" Neuron layers on the longest input-output path: {', '.join(map(str, depths))} "
+            "(on Loihi each delays spikes by a step, so a run needs more steps than that "
+            "before its output feels the whole network).")
 
 
 def dice_vs_T(run_dir, rows):

@@ -95,3 +95,16 @@ def test_latency_command_scores_each_network_at_each_number_of_steps(tmp_path, c
     assert cli.main(["latency-merge", str(run_dir), str(other), "--out",
                      str(tmp_path / "merged")]) == cli.EXIT_USER_ERROR
     assert "run 'other' scored n_slices=1" in capsys.readouterr().err
+
+
+def test_neuron_depth_counts_the_neuron_layers_of_the_longest_path():
+    tf.keras.utils.set_random_seed(0)
+    L = tf.keras.layers
+    inp = L.Input((8, 8, 1))
+    a = L.Conv2D(2, 3, padding="same", activation="relu", name="a")(inp)
+    b = L.Conv2D(2, 3, padding="same", activation="relu", name="b")(a)
+    c = L.Conv2D(2, 3, padding="same", activation="relu", name="c")(b)
+    skip = L.Concatenate(name="skip")([a, c])  # a short path (1 layer) beside a long one (3)
+    model = tf.keras.Model(inp, L.Conv2D(1, 1, name="out")(L.AveragePooling2D()(skip)))
+    converted = nsconvert.convert(model, nsconvert.ConversionSettings(spiking=False))
+    assert converted.description.neuron_depth() == 3

@@ -132,6 +132,19 @@ class NetworkDescription:
         """``{name: Neurons}`` in topological order."""
         return {layer.name: layer.neurons for layer in self.layers if layer.neurons is not None}
 
+    def neuron_depth(self):
+        """The most neuron layers on any path from the input to the output.
+
+        Where every connection leaving neurons delays spikes by a step (on Loihi, and
+        with a synapse in Nengo), the output feels the deepest path only after this
+        many steps: the least T a run needs before its readout sees the whole network.
+        """
+        depth = {}
+        for layer in self.layers:
+            below = max((depth[name] for name in layer.inputs), default=0)
+            depth[layer.name] = below + (layer.neurons is not None)
+        return depth[self.output]
+
     def to_dict(self):
         """``(json-able dict, {key: array})``."""
         arrays, layers = {}, []
