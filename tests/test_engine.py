@@ -135,9 +135,14 @@ def compare(converted, x, n_steps=N_STEPS, batch=3):
         # ... started at half the threshold, few steps, no synapse (the low-latency setting)
         dict(synapse=None, neuron_model="if_subtract", scale=1000.0, n_steps=8,
              initial_voltage=0.5),
+        # Loihi's neurons from rest with only Loihi's one-step delay per layer (the
+        # default's few-step setting)
+        dict(synapse="delay", neuron_model="loihi", scale=2000.0, n_steps=32,
+             initial_voltage=0.0),
     ],
     ids=["relu-constant", "relu-poisson-ternary", "relu-poisson-binary-nosyn", "lif", "rate",
-         "loihi-relu", "loihi-lif", "if-subtract", "if-subtract-half-threshold"],
+         "loihi-relu", "loihi-lif", "if-subtract", "if-subtract-half-threshold",
+         "loihi-relu-delay"],
 )
 def test_engine_matches_nengo_dl(options):
     options = dict(options)
