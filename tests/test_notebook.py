@@ -16,7 +16,7 @@ SMALL = [
     "data.val_fraction=0.17",
     "model.options={filters: 4, depth: 2, dropout: 0.0}",
     "train.epochs=2", "train.batch_size=16",
-    "convert.n_steps=12",
+    "convert.n_steps=12", "convert.readout_steps=6",
     "cotrain.epochs=1", "cotrain.max_train_examples=16", "cotrain.batch_size=8",
     "evaluate.max_subjects=1", "evaluate.calibration_examples=32",
     "loihi.n_images=2",
