@@ -160,9 +160,9 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             rows.append(row)
             if verbose:
                 print(f"latency: {label}, T = {n_steps}: {_summary(row)}", flush=True)
-    payload = {"split": cfg["evaluate"]["split"], "n_subjects": int(len(set(part.groups.tolist()))),
-               "n_slices": int(len(part)),
-               "subjects": sorted(str(g) for g in set(part.groups.tolist())),
+    subjects = sorted({str(g) for g in part.groups.tolist()})
+    payload = {"split": cfg["evaluate"]["split"], "n_subjects": len(subjects),
+               "n_slices": int(len(part)), "subjects": subjects,
                "simulator": simulator, "devices": device_table(),
                "rows": rows}
     write_json(run_dir / "latency.json", payload)

@@ -20,9 +20,9 @@ READOUTS = ("segmentation", "regression")
 # synapse: "delay" -- a Lowpass whose time constant is so far below any step length
 # that it decays completely within one step (exp(-dt / tau) underflows to 0 at
 # dt = 1 ms, and is below 1e-40 for dt >= 0.1 ms): no filtering, only the synapse's
-# one-step delay. nengo-loihi
-# delivers every spike one step late whatever the synapse, so this is how NengoDL and
-# the engine simulate what the Loihi emulator and chip run without a synapse.
+# one-step delay. nengo-loihi delivers every spike one step late whatever the synapse,
+# so this is how NengoDL and the engine simulate what the Loihi emulator and chip run
+# without a synapse.
 ONE_STEP_DELAY = 1e-6
 SYNAPSE_NAMES = {"delay": ONE_STEP_DELAY}
 
