@@ -86,13 +86,30 @@ def snn_energy(fan_outs, rates_hz, n_neurons, n_steps, dt):
     """
     seconds = n_steps * dt
     synops = float(sum(rates_hz.get(name, 0.0) * seconds * fan for name, fan in fan_outs.items()))
-    updates = float(n_neurons * n_steps)
-    row = {"synops": synops, "neuron_updates": updates}
+    return priced_snn(synops, float(n_neurons * n_steps))
+
+
+def priced_snn(synops, updates):
+    """``{"synops", "neuron_updates", "joules_<device>"}`` on each spiking device."""
+    row = {"synops": float(synops), "neuron_updates": float(updates)}
     for device, spec in device_table().items():
         if spec["spiking"]:
             row[f"joules_{device}"] = (synops * spec["energy_per_synop"]
                                        + updates * spec["energy_per_neuron"])
     return row
+
+
+def network_snn_energy(description, settings, rates_hz, x, n_steps, fans=None):
+    """`snn_energy` of the network ``description`` run for ``n_steps`` on inputs ``x`` with
+    per-layer rates ``rates_hz``: its Loihi fan-outs (``fans``: `fan_outs` of it, when
+    already computed), its neurons, and the input as the Loihi input coder sends it
+    (spikes at ``|pixel| x input_rate_hz``)."""
+    fans, input_name = fan_outs(description) if fans is None else fans
+    input_rate = float(np.mean(np.abs(x))) * settings.input_rate_hz
+    n_neurons = sum(int(np.prod(layer.shape)) for layer in description.layers
+                    if layer.neurons is not None)
+    return snn_energy(fans, {**rates_hz, input_name: input_rate}, n_neurons, n_steps,
+                      settings.dt)
 
 
 def fan_outs(description):
@@ -137,11 +154,7 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             label += f" ({cfg['cotrain']['method']})"
         description = describe_conversion(keras_model, settings)
         depth = description.neuron_depth()
-        fans, input_name = fan_outs(description)
-        # the input as the Loihi input coder sends it: spikes at |pixel| x input_rate_hz
-        input_rate = float(np.mean(np.abs(part.x))) * settings.input_rate_hz
-        n_neurons = sum(int(np.prod(layer.shape)) for layer in description.layers
-                        if layer.neurons is not None)
+        fans = fan_outs(description)
         # one conversion read out over all its steps; a run of T steps reads all T
         # (`ConversionSettings.window` clips readout_steps to the run)
         converted = nsconvert.convert(keras_model, dataclasses.replace(
@@ -154,8 +167,8 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             row = {"network": label, "n_steps": int(n_steps), "neuron_depth": depth,
                    "scores": scored["scores"],
                    "mean_firing_rate_hz": scored.get("mean_firing_rate_hz", 0.0),
-                   "energy": snn_energy(fans, {**result.firing_rates_hz, input_name: input_rate},
-                                        n_neurons, n_steps, settings.dt),
+                   "energy": network_snn_energy(description, settings, result.firing_rates_hz,
+                                                part.x, n_steps, fans),
                    "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
             if verbose:

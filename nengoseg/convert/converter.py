@@ -31,6 +31,7 @@ Where nengo-dl 3.6 falls short (and what is done here instead):
 """
 
 import dataclasses
+import types
 import warnings
 from typing import Optional
 
@@ -322,6 +323,41 @@ class _StrictConverter(nengo_dl.Converter):
             return super().get_converter(layer)
         except (TypeError, ValueError) as err:
             raise ConversionError(_layer_message(layer, str(err))) from err
+
+
+def check_convertible(keras_model, settings=None):
+    """Raise one ConversionError listing every layer of ``keras_model`` that cannot be
+    converted, each with its reason, before any work (the conversion itself stops at
+    the first); return None when all can.
+
+    The same checks as `convert` (after `prepare_model`): a NengoDL converter is
+    registered for the layer's class and accepts the layer (``convertible``, with
+    ``settings.max_to_avg_pool``), and its activation has a spiking neuron.
+    """
+    settings = _as_settings(settings)
+    model, _ = prepare_model(keras_model)
+    # what LayerConverter.convertible reads of the converter running it
+    running = types.SimpleNamespace(inference_only=False, allow_fallback=False,
+                                    max_to_avg_pool=settings.max_to_avg_pool)
+    refused = []
+    for layer in model.layers:
+        converter_class = _StrictConverter.converters.get(type(layer))
+        if converter_class is None:
+            refused.append(_layer_message(
+                layer, f"no NengoDL converter is registered for {type(layer).__name__} layers"))
+            continue
+        convertible, reason = converter_class.convertible(layer, running)
+        if not convertible:
+            refused.append(_layer_message(layer, reason or "its converter refuses it"))
+            continue
+        try:
+            _check_activation(layer)
+        except ConversionError as err:
+            refused.append(str(err))
+    if refused:
+        head = (f"{len(refused)} layer(s) of model '{keras_model.name}' cannot be converted:"
+                if len(refused) > 1 else "")
+        raise ConversionError("\n  ".join([head, *refused]) if head else refused[0])
 
 
 def _layer_message(layer, reason):

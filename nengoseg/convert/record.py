@@ -68,8 +68,12 @@ def save_conversion(path, keras_model, settings, description=None):
         nsdescription.save(description, path)
 
 
-def load_conversion(path):
+def load_conversion(path, custom_objects=None):
     """Read what `save_conversion` wrote: ``(keras_model, settings)``.
+
+    ``custom_objects``: the model's own Keras layers or functions, ``{name: object}``
+    (as for ``tf.keras.models.load_model``; nengoseg's ``SoftLIF`` and ``QCFS`` are
+    registered already).
 
     Rebuild the network with ``convert(keras_model, settings)``. Warns when the
     installed package versions differ from the recorded ones. A missing, damaged
@@ -97,13 +101,15 @@ def load_conversion(path):
             f"(recorded, installed): {changed}"
         )
     try:
-        keras_model = tf.keras.models.load_model(model_file, compile=False)
+        keras_model = tf.keras.models.load_model(model_file, compile=False,
+                                                 custom_objects=custom_objects)
     except Exception as err:  # h5py and Keras on a truncated or damaged file (OSError,
         # RuntimeError, ValueError, KeyError, ...): the message keeps their words
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
         raise DataError(
             f"{model_file}: cannot read the Keras model of {record_file} ({reason}); "
-            "a truncated or damaged file: redo the conversion"
+            "a truncated or damaged file: redo the conversion, or pass the model's own "
+            "layers as custom_objects={name: class}"
         ) from None
     return keras_model, settings
 

@@ -104,8 +104,9 @@ def rate_weights(layer_names, weight_output, weight_hidden):
 
 
 def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_target_hz=None,
-                       weight_output=1.0, weight_hidden=0.01):
-    """Compile ``snn`` with Adam, the readout loss and metric, rate regularisation and rates.
+                       weight_output=1.0, weight_hidden=0.01, optimizer=None, extra_metrics=()):
+    """Compile ``snn`` with Adam (or ``optimizer``), the readout loss and metric (and
+    ``extra_metrics``), rate regularisation and rates.
 
     Returns the `EpochSummary` callback that names the results in the logs.
     """
@@ -113,7 +114,9 @@ def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_targ
     window = converted.settings.window(n_steps)
     loss = {snn.output_name: ReadoutLoss(task_loss, window, converted.output_shape)}
     loss_weights = {snn.output_name: 1.0}
-    metric_list = {snn.output_name: [ReadoutMetric(metric, window, converted.output_shape)]}
+    task_metrics = [metric, *extra_metrics]
+    metric_list = {snn.output_name: [ReadoutMetric(m, window, converted.output_shape)
+                                     for m in task_metrics]}
     weights = rate_weights(converted.neuron_probes, weight_output, weight_hidden)
     sizes = {}
     for layer, probe in converted.neuron_probes.items():
@@ -125,12 +128,13 @@ def compile_cotraining(snn, task_loss, metric, n_steps, learning_rate, rate_targ
             loss[name] = RateRegularisation(probe_target(rate_target_hz, amplitude))
             loss_weights[name] = float(weights[layer])
     snn.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer or tf.keras.optimizers.Adam(learning_rate),
         loss=loss,
         metrics=metric_list,
         loss_weights=loss_weights,
     )
-    aliases = {metric.name: f"{snn.output_name}_{metric.name}", "task_loss": f"{snn.output_name}_loss"}
+    aliases = {m.name: f"{snn.output_name}_{m.name}" for m in task_metrics}
+    aliases["task_loss"] = f"{snn.output_name}_loss"
     return EpochSummary(sizes, aliases)
 
 

@@ -1,0 +1,97 @@
+"""A `SpikingModel` built once for nengo-loihi, then run many times (``ns.loihi.compile``).
+
+::
+
+    chip = ns.loihi.compile(snn, target="sim")   # rewrite, tile over cores, validate
+    chip.resources_table()                      # cores, compartments, synapses per layer
+    probs = chip.predict(x_test[:8])
+    scores = chip.evaluate(x_test[:8], y_test[:8], groups=subjects[:8])
+
+Compiling does what ``nengoseg deploy`` does before it runs (`nengoseg.deploy`): the
+network description is rebuilt as neurons -> neurons connections
+(`nengoseg.loihi.rewrite.from_conversion`), every layer is tiled over cores
+(`nengoseg.loihi.blocks.choose_block_shapes`) and nengo-loihi's own build checks the
+result against the chip's limits (`confirm`): a network that does not fit raises here,
+naming the layer, before anything runs.
+"""
+
+from nengoseg.loihi import resources as _resources
+from nengoseg.loihi.blocks import choose_block_shapes, confirm
+from nengoseg.loihi.rewrite import from_conversion
+from nengoseg.loihi.run import check_target, run_loihi
+from nengoseg.loihi.settings import DeploySettings
+
+
+def compile_model(snn, target="sim", pop_type=None, max_evaluations=None, settle_steps=None,
+                  verbose=0):
+    """Build ``snn`` (a `nengoseg.SpikingModel`) for nengo-loihi; returns a `LoihiModel`.
+
+    ``target``: ``"sim"`` (nengo-loihi's emulator) or ``"loihi"`` (the board; needs
+    NxSDK, else `nengoseg.loihi.LoihiUnavailable`). ``pop_type``, ``max_evaluations``,
+    ``settle_steps``: as the config's ``loihi:`` section (`DeploySettings`; None: its
+    defaults). ``verbose=1`` shows the block-shape search.
+    """
+    defaults = DeploySettings()
+    settings = DeploySettings(
+        target=target,
+        pop_type=defaults.pop_type if pop_type is None else pop_type,
+        max_evaluations=defaults.max_evaluations if max_evaluations is None else max_evaluations,
+        settle_steps=defaults.settle_steps if settle_steps is None else settle_steps,
+    )
+    check_target(settings.target)
+    loihi_net = from_conversion(snn.network, pop_type=settings.pop_type)
+    shapes = choose_block_shapes(loihi_net, max_evaluations=settings.max_evaluations,
+                                 progress=bool(verbose))
+    built = confirm(loihi_net, shapes)
+    return LoihiModel(snn, loihi_net, built, settings)
+
+
+class LoihiModel:
+    """A `SpikingModel` mapped onto Loihi cores (made by `compile_model`).
+
+    Attributes
+    ----------
+    snn : nengoseg.SpikingModel
+        What it was compiled from (the scores use its task and readout).
+    loihi_net : nengoseg.loihi.network.LoihiNetwork
+        The rewritten network, with its block shapes.
+    settings : nengoseg.loihi.DeploySettings
+    """
+
+    def __init__(self, snn, loihi_net, built_model, settings):
+        self.snn = snn
+        self.loihi_net = loihi_net
+        self.settings = settings
+        self._built = built_model
+
+    @property
+    def target(self):
+        return self.settings.target
+
+    def run(self, x, n_steps=None, verbose=0):
+        """Run each input for ``n_steps`` (default: the conversion's); a
+        `nengoseg.loihi.run.LoihiResult` (``readout``, ``masks``, ``firing_rates_hz``,
+        ``spike_counts`` on the emulator, ``steps_per_second``)."""
+        x = self.snn._inputs(x, "loihi predict")
+        return run_loihi(self.loihi_net, x, n_steps=n_steps, target=self.target,
+                         settle_steps=self.settings.settle_steps, progress=bool(verbose))
+
+    def predict(self, x, n_steps=None, verbose=0):
+        """Probabilities or values per input, as `nengoseg.SpikingModel.predict`."""
+        return self.run(x, n_steps, verbose).readout
+
+    def evaluate(self, x, y, groups=None, n_steps=None, verbose=0):
+        """Scores as `nengoseg.SpikingModel.evaluate`, from the Loihi run."""
+        x, y, groups = self.snn._scored_arrays(x, y, groups, "loihi evaluate")
+        result = self.run(x, n_steps, verbose)
+        return self.snn._scores(result, x, y, groups, "loihi")
+
+    def resources(self):
+        """What the chip would hold: ``{"layers": {layer: {cores, compartments,
+        synapse_bits, axons, ..., max_core, block_shape}}, "total": {...}, "chips": n}``
+        (`nengoseg.loihi.resources.resource_report`)."""
+        return _resources.resource_report(self._built, self.loihi_net)
+
+    def resources_table(self):
+        """`resources` as a Markdown table (what ``nengoseg deploy`` writes)."""
+        return _resources.markdown(self.resources())
