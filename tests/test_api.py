@@ -205,3 +205,52 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     assert namespace["loihi_probs"].shape == (8, 48, 40, 1)
     out = capsys.readouterr().out
     assert "ann: Dice 3D" in out and "engine: Dice 3D" in out and "Energy per inference" in out
+
+
+def test_an_interrupted_fit_resumes_with_backup_and_restore(fitted, slices, tmp_path):
+    model, _, _, _ = fitted
+    s, test = slices
+    x, y = s.x[~test][:16], s.y[~test][:16]
+
+    class Interrupt(tf.keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    backup = tf.keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    snn = ns.convert(model, neuron_model="loihi", scale_firing_rates=500, n_steps=8)
+    with pytest.raises(KeyboardInterrupt):
+        snn.fit(x, y, epochs=3, batch_size=8, callbacks=[backup, Interrupt()])
+    history = snn.fit(x, y, epochs=3, batch_size=8, callbacks=[backup])
+    assert history.epoch == [2]  # epochs 0 and 1 were backed up
+    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())
+
+
+def test_evaluate_gives_the_scores_the_convert_stage_records(tmp_path):
+    """A user's model through the pipeline's convert stage (``--checkpoint``), loaded
+    back from ``RUN/snn`` with `ns.load`, scores what the stage recorded."""
+    from nengoseg.config import load_config
+    from nengoseg.experiment_data import load_experiment_data
+    from nengoseg.snn_stage import convert_stage, evaluation_part
+
+    cfg = load_config(ROOT / "configs" / "default.yaml",
+                      ["data.size=[24, 24]", "data.max_subjects=8", "convert.n_steps=8",
+                       "evaluate.max_subjects=2", "evaluate.calibration_examples=16"])
+    data = load_experiment_data(cfg)
+    tf.keras.utils.set_random_seed(0)
+    model = small_unet()
+    model.compile(tf.keras.optimizers.Adam(1e-2), "binary_crossentropy")
+    model.fit(data.train.x, data.train.y, epochs=3, batch_size=16, verbose=0)
+    checkpoint = tmp_path / "mine.h5"
+    model.save(checkpoint)
+    results = convert_stage(cfg, tmp_path / "run", data, checkpoint=checkpoint, verbose=False)
+    recorded = results["stages"]["converted_snn"]
+    part = evaluation_part(cfg, data)
+    snn = ns.load(tmp_path / "run" / "snn")
+    scores = snn.evaluate(part.x, part.y, groups=part.groups, backend=recorded["engine"],
+                          batch_size=cfg["evaluate"]["minibatch_size"])
+    numbers = {k: v for k, v in recorded["scores"].items() if isinstance(v, (int, float))}
+    assert "dice_3d_mean" in numbers and "dice_2d_mean" in numbers
+    for key, value in numbers.items():
+        assert scores[key] == pytest.approx(value, abs=1e-9), key
+    assert scores["mean_firing_rate_hz"] == pytest.approx(recorded["mean_firing_rate_hz"])

@@ -11,7 +11,9 @@ and synapse updates. It reproduces NengoDL's simulation of the same conversion
 ``scale_firing_rates``, Lowpass synapse and its one-step delay, dt, input
 coding); see `nengoseg.engine.plan` and `nengoseg.engine.dynamics` for how.
 
-Typical use::
+Most users reach it through the Python API (``snn.predict(x)``, ``snn.fit(x, y)``:
+`nengoseg.spiking_model`, where it is the default backend) or ``--engine engine``
+on the CLI. Directly::
 
     from nengoseg.engine import run_engine, engine_training_model
 
@@ -19,7 +21,7 @@ Typical use::
     model = engine_training_model(keras_model, settings)   # images -> readout logits
     model.compile(tf.keras.optimizers.Adam(1e-4), loss=my_loss)
     model.fit(images, masks, batch_size=16, epochs=5)      # trains keras_model's weights
-    keras_model.save(...)                                  # then convert / evaluate as usual
+    # keras_model now holds the trained weights: convert(keras_model, settings) again
 
 Inference runs the steps in chunks of about ``CHUNK_IMAGES`` images (steps x
 batch) through the whole network, carrying neuron and synapse state from chunk to
