@@ -169,12 +169,14 @@ class SpikingModel:
         """Print (or hand ``print_fn``) one line per layer: operation, output shape, neuron
         kind, firing-rate scale, and whether it can go on Loihi (or why not)."""
         from nengoseg import neuron_kinds
+        from nengoseg.convert.settings import SYNAPSE_NAMES
 
         s = self.settings
         description = self.description
+        synapse = {v: k for k, v in SYNAPSE_NAMES.items()}.get(s.synapse, s.synapse)
         lines = [
             f"Spiking model '{description.name}': {s.neuron_model} neurons, {s.n_steps} steps of "
-            f"{s.dt * 1e3:g} ms, synapse {s.synapse}, input {s.input_coding}, readout "
+            f"{s.dt * 1e3:g} ms, synapse {synapse}, input {s.input_coding}, readout "
             f"{s.readout} over {s.window()} steps, normalise {s.normalise}",
             f"{'layer':<28} {'operation':<18} {'output shape':<16} {'neurons':<22} "
             f"{'scale':>9}  on Loihi",

@@ -1,46 +1,80 @@
 """examples/pipeline.ipynb runs top to bottom (small settings), so it cannot rot."""
 
+import ast
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "pipeline.ipynb"
 
-# the default config, made tiny: a few subjects, small slices, a small U-Net, few
-# epochs and steps; every stage (ANN, conversion, co-training, Loihi emulator,
-# report, segmenting a volume) still runs for real
-SMALL = [
-    "data.max_subjects=6", "data.size=[24, 24]", "data.test_fraction=0.34",
-    "data.val_fraction=0.17",
-    "model.options={filters: 4, depth: 2, dropout: 0.0}",
-    "train.epochs=2", "train.batch_size=16",
-    "convert.n_steps=12", "convert.readout_steps=6",
-    "cotrain.epochs=1", "cotrain.max_train_examples=16", "cotrain.batch_size=8",
-    "evaluate.max_subjects=1", "evaluate.calibration_examples=32",
-    "loihi.n_images=2",
-]
+# the notebook's parameters, made tiny: few subjects, small slices, a small U-Net, one or
+# two epochs and few steps; every step (Keras training, conversion, fine-tuning, Loihi
+# emulator, energy, save / load, figure) still runs for real
+SMALL = {
+    "N_SUBJECTS": 6,
+    "SIZE": (32, 32),
+    "FILTERS": 4,
+    "EPOCHS": 2,
+    "N_STEPS": 8,
+    "COTRAIN_EPOCHS": 1,
+    "N_LOIHI": 2,
+}
+
+
+def _parameters_cell(notebook):
+    return next(cell for cell in notebook.cells if cell.cell_type == "code")
+
+
+def _assigned_names(source):
+    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def test_notebook_is_stored_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=nbformat.NO_CONVERT)
+    nbformat.validate(notebook)
+    assert notebook.nbformat == 4
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
 
 
 def test_notebook_runs_with_small_settings(tmp_path):
+    from nbclient import NotebookClient
+
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    assert "CONFIG" in first.source and "OVERRIDES" in first.source  # the parameters cell
-    config = NOTEBOOK.parent.parent / "configs" / "default.yaml"
-    first.source = (f"CONFIG = {str(config)!r}\nRUN_DIR = {str(tmp_path / 'run')!r}\n"
-                    f"OVERRIDES = {SMALL!r}\n")
+    first = _parameters_cell(notebook)
+    # the parameters cell sets exactly the names replaced here (a new parameter must be
+    # given a small value above)
+    assert _assigned_names(first.source) == set(SMALL) | {"OUT_DIR"}
+    out_dir = tmp_path / "out"
+    first.source = "\n".join([f"{name} = {value!r}" for name, value in SMALL.items()]
+                             + [f"OUT_DIR = {str(out_dir)!r}"])
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute()
-    errors = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", [])]
+    errors = [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs
+              if o.get("output_type") == "error"]
     assert not errors
-    run = tmp_path / "run"
-    for stage in ("ann", "snn", "hybrid", "loihi"):
-        assert (run / stage).is_dir(), stage
-    assert (run / "report.md").read_text().count("| Loihi") == 1
-    assert list(run.glob("*_mask.nii.gz"))
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    # the notebook asserts this itself; its printed line shows that the check ran
+    assert "reloaded predictions identical: True" in text
+    assert "Energy per inference" in text  # ns.energy(...).summary()
+    assert "Spiking model 'my_unet'" in text  # snn.summary()
+    # chip.resources_table() rendered as Markdown
+    assert any("Loihi resources" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+
+    saved = out_dir / "my_snn"
+    assert (saved / "conversion.json").is_file()
+    assert any(saved.glob("*.h5")) or any(saved.glob("*.keras"))
+    figure = out_dir / "masks.png"
+    assert figure.is_file()
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figure was shown
 
 
 if __name__ == "__main__":  # pragma: no cover
