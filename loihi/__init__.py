@@ -4,8 +4,9 @@
 neurons -> neurons connections nengo-loihi accepts; `blocks.choose_block_shapes`
 tiles each layer over cores; `resources.resource_report` reads what the chip
 would hold; `run.run_loihi` runs it (target "sim" or "loihi"); `energy` estimates
-the energy per inference. `nengoseg.deploy.deploy_stage` drives all of it; `compile` (``ns.loihi.compile(snn)``)
-does the same for a `nengoseg.SpikingModel` in a notebook (`nengoseg.loihi.chip`).
+the energy per inference. `nengoseg.deploy.deploy_stage` drives all of it; `compile`
+(``ns.loihi.compile(snn)``, `nengoseg.loihi.chip`) does the same for a
+`nengoseg.SpikingModel` from Python.
 """
 
 from nengoseg.loihi.errors import (LoihiError, LoihiNetworkError, LoihiResourceError,

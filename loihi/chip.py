@@ -31,13 +31,9 @@ def compile_model(snn, target="sim", pop_type=None, max_evaluations=None, settle
     ``settle_steps``: as the config's ``loihi:`` section (`DeploySettings`; None: its
     defaults). ``verbose=1`` shows the block-shape search.
     """
-    defaults = DeploySettings()
-    settings = DeploySettings(
-        target=target,
-        pop_type=defaults.pop_type if pop_type is None else pop_type,
-        max_evaluations=defaults.max_evaluations if max_evaluations is None else max_evaluations,
-        settle_steps=defaults.settle_steps if settle_steps is None else settle_steps,
-    )
+    given = {"pop_type": pop_type, "max_evaluations": max_evaluations,
+             "settle_steps": settle_steps}
+    settings = DeploySettings(target=target, **{k: v for k, v in given.items() if v is not None})
     check_target(settings.target)
     loihi_net = from_conversion(snn.network, pop_type=settings.pop_type)
     shapes = choose_block_shapes(loihi_net, max_evaluations=settings.max_evaluations,

@@ -88,20 +88,21 @@ def energy(model, x, backend="engine", n_steps=None, batch_size=16, target="sim"
             from nengoseg.loihi.chip import compile_model
 
             chip = compile_model(snn, target=target)
+    x = snn._inputs(x, "energy")
     if chip is not None:
         result = chip.run(x, n_steps)
+        steps = result.n_steps
         snn_row = _counted(chip.loihi_net, result)
     else:
         result = snn.run(x, backend, n_steps, batch_size)
         steps = int(n_steps or snn.settings.n_steps)
         snn_row = latency.network_snn_energy(snn.description, snn.settings,
-                                             result.firing_rates_hz, snn._inputs(x, "energy"),
-                                             steps)
+                                             result.firing_rates_hz, x, steps)
     return EnergyReport(
         rows={"ann": latency.ann_energy(snn.network.keras_model), "snn": snn_row},
-        n_steps=int(result.n_steps if chip is not None else (n_steps or snn.settings.n_steps)),
+        n_steps=int(steps),
         backend=backend + (f" ({chip.target})" if chip is not None else ""),
-        n_inputs=len(result.readout),
+        n_inputs=len(x),
         mean_firing_rate_hz=_mean_rate(snn.description, result.firing_rates_hz),
     )
 

@@ -80,7 +80,6 @@ def convert(model, calibration_data=None, custom_objects=None, settings=None, **
         settings = settings.to_dict()
     merged = {**(settings or {}), **options}
     conversion = nsconvert.ConversionSettings.from_dict(merged)
-    nsconvert.check_convertible(keras_model, conversion)
     network = nsconvert.convert(keras_model, conversion, calibration_data=calibration_data)
     return SpikingModel(keras_model, network.settings, network=network)
 

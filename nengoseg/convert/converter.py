@@ -10,7 +10,7 @@
    normalisation (`percentile_activations`, Rueckauer et al. 2016).
 3. ``nengo_dl.Converter`` with ``allow_fallback=False``; any layer it cannot turn
    into native Nengo objects is a `ConversionError` naming the layer, its class and
-   the converter's reason. nengoseg's converters (`nengoseg.convert.layers`) add
+   the converter's reason (`check_convertible` lists every such layer before step 2). nengoseg's converters (`nengoseg.convert.layers`) add
    Conv2DTranspose, Dropout and SoftLIF.
 4. Rate neurons are swapped for spiking ones (``spiking=True``) and every neuron
    layer is probed, for firing rates.
@@ -130,14 +130,15 @@ def convert(keras_model, settings=None, calibration_data=None):
     Raises
     ------
     ConversionError
-        A layer cannot be converted (names the layer, its class and why), or the
-        scales do not fit the model.
+        Layers cannot be converted (before any work: every such layer, with its class
+        and why; `check_convertible`), or the scales do not fit the model.
     ConfigError
         A setting is not allowed.
     """
     settings = _as_settings(settings)
     thresholds = qcfs_thresholds(keras_model)
     model, output_activation = prepare_model(keras_model)
+    _check_layers(model, settings, keras_model.name)
     factors = _normalisation_factors(model, settings, calibration_data, thresholds)
     scales = _scales(settings, factors)
     converter = _build(model, settings, scales)
@@ -327,15 +328,19 @@ class _StrictConverter(nengo_dl.Converter):
 
 def check_convertible(keras_model, settings=None):
     """Raise one ConversionError listing every layer of ``keras_model`` that cannot be
-    converted, each with its reason, before any work (the conversion itself stops at
-    the first); return None when all can.
+    converted, each with its reason; return None when all can.
 
-    The same checks as `convert` (after `prepare_model`): a NengoDL converter is
-    registered for the layer's class and accepts the layer (``convertible``, with
-    ``settings.max_to_avg_pool``), and its activation has a spiking neuron.
+    `convert` runs this check itself, on the prepared model and before any work
+    (calibration, NengoDL's converter, which would stop at the first such layer).
+    The checks: a NengoDL converter is registered for the layer's class and accepts
+    the layer (``convertible``, with ``settings.max_to_avg_pool``), and its activation
+    has a spiking neuron.
     """
-    settings = _as_settings(settings)
-    model, _ = prepare_model(keras_model)
+    _check_layers(prepare_model(keras_model)[0], _as_settings(settings), keras_model.name)
+
+
+def _check_layers(model, settings, name):
+    """`check_convertible` on ``model`` as `prepare_model` made it (``name``: the user's)."""
     # what LayerConverter.convertible reads of the converter running it
     running = types.SimpleNamespace(inference_only=False, allow_fallback=False,
                                     max_to_avg_pool=settings.max_to_avg_pool)
@@ -354,10 +359,11 @@ def check_convertible(keras_model, settings=None):
             _check_activation(layer)
         except ConversionError as err:
             refused.append(str(err))
+    if len(refused) == 1:
+        raise ConversionError(refused[0])
     if refused:
-        head = (f"{len(refused)} layer(s) of model '{keras_model.name}' cannot be converted:"
-                if len(refused) > 1 else "")
-        raise ConversionError("\n  ".join([head, *refused]) if head else refused[0])
+        head = f"{len(refused)} layer(s) of model '{name}' cannot be converted:"
+        raise ConversionError("\n  ".join([head, *refused]))
 
 
 def _layer_message(layer, reason):
