@@ -185,6 +185,14 @@ def choose_block_shapes(loihi_net, max_evaluations=60, progress=False):
     """Choose and set a block shape for every on-chip layer; return ``{layer: BlockShape}``.
 
     The shapes are stored in ``loihi_net.block_shapes`` and in the network config.
+    See `tile` for the same with nengo-loihi's checked build of the result.
+    """
+    return tile(loihi_net, max_evaluations, progress)[0]
+
+
+def tile(loihi_net, max_evaluations=60, progress=False):
+    """`choose_block_shapes`, returning ``(shapes, built)``: also the model of
+    nengo-loihi's checked build with them (`confirm`), which the search ends with.
 
     Raises
     ------
@@ -220,10 +228,10 @@ def choose_block_shapes(loihi_net, max_evaluations=60, progress=False):
         name, (limit, value) = next(iter(over.items()))
         raise resource_error(name, limit, value, shape=chosen[name], posts=posts.get(name))
 
-    confirm(loihi_net, chosen)
+    confirmed = confirm(loihi_net, chosen)
     loihi_net.block_shapes = dict(chosen)
     apply_block_shapes(loihi_net, loihi_net.block_shapes)
-    return dict(chosen)
+    return dict(chosen), confirmed
 
 
 def confirm(loihi_net, block_shapes):

@@ -9,37 +9,63 @@
 
 Compiling does what ``nengoseg deploy`` does before it runs (`nengoseg.deploy`): the
 network description is rebuilt as neurons -> neurons connections
-(`nengoseg.loihi.rewrite.from_conversion`), every layer is tiled over cores
-(`nengoseg.loihi.blocks.choose_block_shapes`) and nengo-loihi's own build checks the
+(`nengoseg.loihi.rewrite.from_description`), every layer is tiled over cores
+(`nengoseg.loihi.blocks.tile`) and nengo-loihi's own build checks the
 result against the chip's limits (`confirm`): a network that does not fit raises here,
 naming the layer, before anything runs.
 """
 
+import nengo_loihi
+
 from nengoseg.loihi import resources as _resources
-from nengoseg.loihi.blocks import choose_block_shapes, confirm
-from nengoseg.loihi.rewrite import from_conversion
+from nengoseg.loihi.blocks import confirm, tile
+from nengoseg.loihi.build import apply_block_shapes
+from nengoseg.loihi.errors import LoihiError
+from nengoseg.loihi.rewrite import from_description
 from nengoseg.loihi.run import check_target, run_loihi
 from nengoseg.loihi.settings import DeploySettings
 
 
 def compile_model(snn, target="sim", pop_type=None, max_evaluations=None, settle_steps=None,
-                  verbose=0):
+                  block_shapes=None, verbose=0):
     """Build ``snn`` (a `nengoseg.SpikingModel`) for nengo-loihi; returns a `LoihiModel`.
 
     ``target``: ``"sim"`` (nengo-loihi's emulator) or ``"loihi"`` (the board; needs
     NxSDK, else `nengoseg.loihi.LoihiUnavailable`). ``pop_type``, ``max_evaluations``,
     ``settle_steps``: as the config's ``loihi:`` section (`DeploySettings`; None: its
-    defaults). ``verbose=1`` shows the block-shape search.
+    defaults). ``block_shapes``: ``{layer name: block shape}`` found before (e.g. the
+    ``block_shape`` column of an earlier `LoihiModel.resources`), used when every
+    on-chip layer has one and nengo-loihi still accepts them; else (the default) they
+    are searched. ``verbose=1`` shows the block-shape search.
     """
     given = {"pop_type": pop_type, "max_evaluations": max_evaluations,
              "settle_steps": settle_steps}
     settings = DeploySettings(target=target, **{k: v for k, v in given.items() if v is not None})
     check_target(settings.target)
-    loihi_net = from_conversion(snn.network, pop_type=settings.pop_type)
-    shapes = choose_block_shapes(loihi_net, max_evaluations=settings.max_evaluations,
-                                 progress=bool(verbose))
-    built = confirm(loihi_net, shapes)
+    loihi_net = from_description(snn.description, pop_type=settings.pop_type)
+    built = _with_block_shapes(loihi_net, block_shapes) if block_shapes else None
+    if built is None:
+        _, built = tile(loihi_net, max_evaluations=settings.max_evaluations,
+                        progress=bool(verbose))
     return LoihiModel(snn, loihi_net, built, settings)
+
+
+def _with_block_shapes(loihi_net, block_shapes):
+    """nengo-loihi's checked build with the given block shapes; None where they do not
+    cover every on-chip layer or no longer fit (the caller searches anew)."""
+    shapes = {}
+    for layer in loihi_net.on_chip_layers:
+        shape = block_shapes.get(layer.name)
+        if not shape:
+            return None
+        shapes[layer.name] = nengo_loihi.BlockShape(tuple(shape), tuple(layer.shape))
+    try:
+        built = confirm(loihi_net, shapes)
+    except LoihiError:
+        return None
+    loihi_net.block_shapes = shapes
+    apply_block_shapes(loihi_net, shapes)
+    return built
 
 
 class LoihiModel:
@@ -52,13 +78,15 @@ class LoihiModel:
     loihi_net : nengoseg.loihi.network.LoihiNetwork
         The rewritten network, with its block shapes.
     settings : nengoseg.loihi.DeploySettings
+    built_model : nengo_loihi.builder.Model
+        nengo-loihi's checked build (the blocks on cores).
     """
 
     def __init__(self, snn, loihi_net, built_model, settings):
         self.snn = snn
         self.loihi_net = loihi_net
         self.settings = settings
-        self._built = built_model
+        self.built_model = built_model
 
     @property
     def target(self):
@@ -86,7 +114,7 @@ class LoihiModel:
         """What the chip would hold: ``{"layers": {layer: {cores, compartments,
         synapse_bits, axons, ..., max_core, block_shape}}, "total": {...}, "chips": n}``
         (`nengoseg.loihi.resources.resource_report`)."""
-        return _resources.resource_report(self._built, self.loihi_net)
+        return _resources.resource_report(self.built_model, self.loihi_net)
 
     def resources_table(self):
         """`resources` as a Markdown table (what ``nengoseg deploy`` writes)."""

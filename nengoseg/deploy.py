@@ -5,7 +5,8 @@ run``) does: it takes the co-trained SNN of the run if there is one, else the
 converted one (`nengoseg.snn_stage.latest_conversion`), rewrites it for nengo-loihi
 (`nengoseg.loihi.rewrite`), tiles it over cores (`nengoseg.loihi.blocks`), runs a
 subset of the evaluation examples on the emulator (or the board), runs the NengoDL
-SNN on the same examples, and writes results stage "loihi" (scores, agreement,
+SNN on the same examples (the Python API's ``ns.loihi.compile(ns.load(folder))``,
+`nengoseg.loihi.chip`, then ``chip.run`` and ``snn.run(backend="nengo-dl")``), and writes results stage "loihi" (scores, agreement,
 firing rates, speed, resources, energy), ``RUN/loihi/resources.{md,json}`` and the
 Loihi outputs under ``RUN/loihi/predictions/loihi.npz``, swapped in together.
 
@@ -16,17 +17,14 @@ conversion is deployed again (the search takes minutes on a U-Net).
 import time
 from pathlib import Path
 
-import nengo_loihi
 import numpy as np
 
-from nengoseg import evaluate, metrics, rundir
+from nengoseg import evaluate, metrics, rundir, spiking_model
 from nengoseg.atomic import read_json, write_json, write_text
 from nengoseg.errors import DataError
 from nengoseg.loihi import energy, resources
-from nengoseg.loihi.blocks import choose_block_shapes, confirm
-from nengoseg.loihi.errors import LoihiError
-from nengoseg.loihi.rewrite import from_conversion
-from nengoseg.loihi.run import check_target, run_loihi
+from nengoseg.loihi.chip import compile_model
+from nengoseg.loihi.run import check_target
 from nengoseg.loihi.settings import DeploySettings
 from nengoseg.predictions import save_predictions
 from nengoseg.results import read_results
@@ -61,31 +59,28 @@ def select_examples(part, n_images):
     return first[np.unique(np.linspace(0, len(first) - 1, n_images).round().astype(int))]
 
 
-def build_for_loihi(source, settings, run_dir=None, progress=False):
-    """The rewritten network of conversion folder ``source`` with its block shapes.
+def compile_for_loihi(source, settings, run_dir=None, verbose=False):
+    """The `nengoseg.loihi.chip.LoihiModel` of conversion folder ``source``
+    (``ns.loihi.compile(ns.load(source))`` with the config's ``loihi`` settings).
 
-    Shapes cached in ``RUN/loihi/resources.json`` for the same source are reused when
-    nengo-loihi still validates them; otherwise they are searched again.
-    Returns ``(loihi_net, built_model)``.
+    Block shapes kept in ``RUN/loihi/resources.json`` for the same source are reused
+    when nengo-loihi still accepts them; otherwise they are searched again.
     """
-    loihi_net = from_conversion(source, pop_type=settings.pop_type)
-    cached = _cached_shapes(run_dir, source, loihi_net)
-    if cached:
-        try:
-            model = confirm(loihi_net, cached)
-            loihi_net.block_shapes = cached
-            from nengoseg.loihi.build import apply_block_shapes
-
-            apply_block_shapes(loihi_net, cached)
-            return loihi_net, model
-        except LoihiError:
-            pass
-    chosen = choose_block_shapes(loihi_net, max_evaluations=settings.max_evaluations,
-                                 progress=progress)
-    return loihi_net, confirm(loihi_net, chosen)
+    return compile_model(spiking_model.load(source), target=settings.target,
+                         pop_type=settings.pop_type, max_evaluations=settings.max_evaluations,
+                         settle_steps=settings.settle_steps,
+                         block_shapes=_cached_shapes(run_dir, source), verbose=verbose)
 
 
-def _cached_shapes(run_dir, source, loihi_net):
+def build_for_loihi(source, settings, run_dir=None, progress=False):
+    """``(loihi_net, built_model)`` of `compile_for_loihi` (its rewritten network with
+    the block shapes, and nengo-loihi's checked build)."""
+    chip = compile_for_loihi(source, settings, run_dir, progress)
+    return chip.loihi_net, chip.built_model
+
+
+def _cached_shapes(run_dir, source):
+    """``{layer: block shape}`` saved for this version of ``source``, or None."""
     if run_dir is None:
         return None
     path = rundir.stage_dir(run_dir, "deploy") / "resources.json"
@@ -97,13 +92,7 @@ def _cached_shapes(run_dir, source, loihi_net):
         return None
     if saved.get("source") != str(source) or saved.get("source_tag") != _source_tag(source):
         return None
-    shapes = {}
-    for layer in loihi_net.on_chip_layers:
-        row = saved.get("layers", {}).get(layer.name)
-        if not row or not row.get("block_shape"):
-            return None
-        shapes[layer.name] = nengo_loihi.BlockShape(tuple(row["block_shape"]), tuple(layer.shape))
-    return shapes
+    return {name: row.get("block_shape") for name, row in saved.get("layers", {}).items()}
 
 
 def _source_tag(source):
@@ -125,8 +114,7 @@ def deploy_stage(cfg, run_dir, data, verbose=True, force=False):
     the same network with the same settings is reused; one made otherwise raises
     `StageChanged` unless ``force``. Returns the stage's payload.
     """
-    from nengoseg import convert as nsconvert
-    from nengoseg.snn_stage import evaluation_part, latest_conversion, stage_result
+    from nengoseg.snn_stage import evaluation_part, latest_conversion
 
     run_dir = Path(run_dir)
     settings = deploy_settings(cfg)
@@ -144,8 +132,9 @@ def deploy_stage(cfg, run_dir, data, verbose=True, force=False):
     say(f"deploy: {source} on nengo-loihi, target {target!r} "
         f"({'the emulator' if target == 'sim' else 'the board'})")
     started = time.time()
-    loihi_net, model = build_for_loihi(source, settings, run_dir, progress=verbose)
-    report = resources.resource_report(model, loihi_net)
+    chip = compile_for_loihi(source, settings, run_dir, verbose=verbose)
+    loihi_net = chip.loihi_net
+    report = chip.resources()
     report["source"], report["source_tag"] = str(source), _source_tag(source)
     tiling_seconds = time.time() - started
     say(f"deploy: built and tiled in {tiling_seconds:.0f} s: "
@@ -155,14 +144,11 @@ def deploy_stage(cfg, run_dir, data, verbose=True, force=False):
     rows = select_examples(everything, settings.n_images)
     part = everything.take(rows)
     n_steps = settings.n_steps or loihi_net.settings.n_steps
-    result = run_loihi(loihi_net, part.x, n_steps=n_steps, target=target,
-                       settle_steps=settings.settle_steps, progress=verbose)
-    keras_model, conv_settings = nsconvert.load_conversion(source)
-    converted = nsconvert.convert(keras_model, conv_settings)
-    snn = nsconvert.run_snn(converted, part.x, n_steps=n_steps,
-                            minibatch_size=cfg["evaluate"]["minibatch_size"], progress=verbose)
-
-    payload = stage_result(data.task, result, part, converted)
+    result = chip.run(part.x, n_steps=n_steps, verbose=verbose)
+    snn = chip.snn.run(part.x, backend="nengo-dl", n_steps=n_steps,
+                       batch_size=cfg["evaluate"]["minibatch_size"], verbose=verbose)
+    converted = chip.snn.network
+    payload = evaluate.run_scores(data.task, result, part, converted)
     payload.update(_comparison(data.task, result, snn, part, converted))
     payload.update(
         target=target, source=str(source), n_images=int(len(part)), n_steps=int(n_steps),

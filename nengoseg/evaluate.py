@@ -53,6 +53,28 @@ def score(task, predictions, part, threshold=0.5):
     }
 
 
+def run_scores(task, result, part, converted):
+    """What a run of ``converted`` (a `nengoseg.convert.ConvertedNetwork`) scores on
+    ``part``: ``{"scores", "settings"}``, and for a spiking run its firing rates (per
+    layer and the network's neuron-weighted mean); what the stages record."""
+    threshold = converted.settings.threshold
+    payload = {
+        "scores": score(task, result.outputs, part, threshold),
+        "settings": converted.settings.to_dict(),
+    }
+    if result.firing_rates_hz:
+        sizes = {
+            name: probe.target.ensemble.n_neurons
+            for name, probe in converted.neuron_probes.items()
+        }
+        payload["firing_rates_hz"] = result.firing_rates_hz
+        payload["mean_firing_rate_hz"] = float(
+            sum(result.firing_rates_hz[n] * sizes[n] for n in sizes) / sum(sizes.values())
+        )
+        payload["neurons_per_layer"] = sizes
+    return payload
+
+
 def summary_line(name, scores):
     if "iou_mean" in scores:
         return f"{name}: mean IoU {scores['iou_mean']:.4f} ± {scores['iou_std']:.4f} ({scores['n_images']} images)"

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from nengoseg import convert as nsconvert
-from nengoseg import evaluate, rundir
+from nengoseg import backends, evaluate, rundir
 from nengoseg.atomic import write_json, write_text
 from nengoseg.convert.describe import describe_conversion
 from nengoseg.errors import DataError
@@ -128,7 +128,7 @@ def fan_outs(description):
 
 def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
     """Run the report (see the module docstring); returns the rows written to latency.json."""
-    from nengoseg.snn_stage import evaluation_part, run_snn, stage_result
+    from nengoseg.snn_stage import evaluation_part
 
     part = evaluation_part(cfg, data)
     task = data.task
@@ -161,9 +161,9 @@ def latency_report(cfg, run_dir, data, steps=DEFAULT_STEPS, verbose=True):
             settings, n_steps=longest, readout_steps=longest))
         for n_steps in steps:
             start = time.perf_counter()
-            result = run_snn(converted, part.x, minibatch, int(n_steps), verbose=False,
-                             engine=simulator)
-            scored = stage_result(task, result, part, converted)
+            result = backends.simulate(simulator, converted, part.x, minibatch, int(n_steps),
+                                       verbose=False)
+            scored = evaluate.run_scores(task, result, part, converted)
             row = {"network": label, "n_steps": int(n_steps), "neuron_depth": depth,
                    "scores": scored["scores"],
                    "mean_firing_rate_hz": scored.get("mean_firing_rate_hz", 0.0),

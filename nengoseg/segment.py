@@ -107,16 +107,15 @@ def _ann_predictor(segmenter, run_dir):
 
 def _snn_predictor(segmenter, run_dir):
     """The co-trained (else converted) SNN on the engine or NengoDL (`nengoseg.backends`)."""
-    from nengoseg import convert as nsconvert
+    from nengoseg import spiking_model
     from nengoseg.snn_stage import latest_conversion
 
-    keras_model, settings = nsconvert.load_conversion(latest_conversion(run_dir))
-    converted = nsconvert.convert(keras_model, settings)
+    snn = spiking_model.load(latest_conversion(run_dir))
 
     def predict(x):
-        result = backends.simulate(segmenter.engine, converted, x, segmenter.minibatch_size,
-                                   verbose=segmenter.verbose)
-        return result.outputs, settings.threshold
+        result = snn.run(x, backend=segmenter.engine, batch_size=segmenter.minibatch_size,
+                         verbose=segmenter.verbose)
+        return result.outputs, snn.settings.threshold
 
     return predict
 

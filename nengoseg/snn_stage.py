@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nengoseg import convert as nsconvert
-from nengoseg import backends, evaluate, rundir
+from nengoseg import evaluate, rundir, spiking_model
 from nengoseg.convert import ConversionSettings
 from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples, save_predictions
@@ -95,23 +94,22 @@ def convert_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
         return read_results(run_dir)
 
     keras_model = load_keras(checkpoint or rundir.model_path(run_dir), data.input_shape)
-    settings = conversion_settings(cfg, data.task)
     calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
-    converted = nsconvert.convert(keras_model, settings, calibration_data=calibration)
+    snn = spiking_model.convert(keras_model, calibration, settings=conversion_settings(cfg, data.task))
     part = evaluation_part(cfg, data)
-    ann = nsconvert.run_ann(converted, part.x)
     engine = cfg["evaluate"]["engine"]
-    snn = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
-                  engine=engine)
+    ann = snn.run(part.x, backend="ann", batch_size=32)
+    spiking = snn.run(part.x, backend=engine, batch_size=cfg["evaluate"]["minibatch_size"],
+                      verbose=verbose)
+    converted = snn.network
     with rundir.writing_stage(run_dir, "convert", prov) as new:
-        nsconvert.save_conversion(new.path, keras_model, converted.settings,
-                                  converted.description)
-        new.results["ann_on_snn_examples"] = stage_result(data.task, ann, part, converted)
-        new.results["converted_snn"] = {**stage_result(data.task, snn, part, converted),
+        snn.save(new.path)
+        new.results["ann_on_snn_examples"] = evaluate.run_scores(data.task, ann, part, converted)
+        new.results["converted_snn"] = {**evaluate.run_scores(data.task, spiking, part, converted),
                                         "engine": engine}
         save_examples(new.path, part)
         save_predictions(new.path, "ann_on_snn_examples", ann.outputs)
-        save_snn_predictions(new.path, "converted_snn", snn, part, data.task,
+        save_snn_predictions(new.path, "converted_snn", spiking, part, data.task,
                              converted.settings.threshold)
     if verbose:
         for name, payload in new.results.items():
@@ -133,12 +131,6 @@ def _source_inputs(run_dir, checkpoint):
     return {"ann": ann_id}
 
 
-def run_snn(converted, x, minibatch_size, n_steps=None, verbose=True, engine="engine"):
-    """Simulate ``converted`` on ``x`` with ``engine`` (``evaluate.engine``): see
-    `nengoseg.backends.simulate`."""
-    return backends.simulate(engine, converted, x, minibatch_size, n_steps, verbose)
-
-
 def save_snn_predictions(folder, stage, result, part, task, threshold):
     """Save a SNN stage's outputs, with its mean 2D Dice after fewer steps when it has them."""
     extra = {}
@@ -152,26 +144,6 @@ def save_snn_predictions(folder, stage, result, part, task, threshold):
     save_predictions(folder, stage, result.outputs, **extra)
 
 
-def stage_result(task, result, part, converted):
-    """Scores plus firing rates (per layer and the network's neuron-weighted mean)."""
-    threshold = converted.settings.threshold
-    payload = {
-        "scores": evaluate.score(task, result.outputs, part, threshold),
-        "settings": converted.settings.to_dict(),
-    }
-    if result.firing_rates_hz:
-        sizes = {
-            name: probe.target.ensemble.n_neurons
-            for name, probe in converted.neuron_probes.items()
-        }
-        payload["firing_rates_hz"] = result.firing_rates_hz
-        payload["mean_firing_rate_hz"] = float(
-            sum(result.firing_rates_hz[n] * sizes[n] for n in sizes) / sum(sizes.values())
-        )
-        payload["neurons_per_layer"] = sizes
-    return payload
-
-
 def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=None, verbose=True):
     """Score an ANN file (engine "ann") or a conversion folder (engine "snn": the
     simulator of ``evaluate.engine``; "engine" or "nengo-dl": that simulator).
@@ -182,18 +154,17 @@ def evaluate_checkpoint(cfg, run_dir, data, engine, checkpoint=None, n_steps=Non
     part = evaluation_part(cfg, data)
     if engine == "ann":
         keras_model = load_keras(checkpoint or rundir.model_path(run_dir), data.input_shape)
-        settings = conversion_settings(cfg, data.task)
-        converted = nsconvert.convert(keras_model, settings)  # prepared model + readout
-        result = nsconvert.run_ann(converted, part.x)
+        # the prepared model (BatchNormalization folded) and the readout of the conversion
+        snn = spiking_model.SpikingModel(keras_model, conversion_settings(cfg, data.task))
+        result = snn.run(part.x, backend="ann", batch_size=32)
     else:
         folder = Path(checkpoint) if checkpoint else rundir.stage_dir(run_dir, "convert")
-        keras_model, settings = nsconvert.load_conversion(folder)
-        check_input_shape(keras_model, data.input_shape, folder)
-        converted = nsconvert.convert(keras_model, settings)
+        snn = spiking_model.load(folder)
+        check_input_shape(snn.keras_model, data.input_shape, folder)
         simulator = cfg["evaluate"]["engine"] if engine == "snn" else engine
-        result = run_snn(converted, part.x, cfg["evaluate"]["minibatch_size"], n_steps, verbose,
-                         engine=simulator)
-    payload = stage_result(data.task, result, part, converted)
+        result = snn.run(part.x, backend=simulator, n_steps=n_steps,
+                         batch_size=cfg["evaluate"]["minibatch_size"], verbose=verbose)
+    payload = evaluate.run_scores(data.task, result, part, snn.network)
     payload["engine"] = "ann" if engine == "ann" else simulator
     payload["checkpoint"] = str(checkpoint) if checkpoint else None
     if n_steps:

@@ -13,9 +13,13 @@
     scores = snn.evaluate(x_test, y_test, groups=subject_ids)
     snn.save("my_snn/"); snn = ns.load("my_snn/")
 
-Arrays in, arrays out: no config and no run folder (the pipeline stages and the CLI
-keep theirs and call the same functions underneath: `nengoseg.convert.convert`,
-`nengoseg.backends.simulate`, `nengoseg.train.cotrain_fit`, `nengoseg.evaluate`).
+Arrays in, arrays out: no config and no run folder. The pipeline stages (and so the
+CLI) are thin wrappers over this API that add the run folder: ``nengoseg convert``
+is `convert` then `SpikingModel.run` and `SpikingModel.save`; ``nengoseg cotrain`` is
+`load` then `SpikingModel.fit` with the stage's Keras callbacks (schedule, early
+stopping, a checkpoint per epoch to resume from); ``nengoseg deploy`` is
+`nengoseg.loihi.compile` then ``chip.run``; ``nengoseg evaluate`` is `load` then
+`SpikingModel.run`.
 
 A `SpikingModel` is a Keras model and the `ConversionSettings` that turn it into the
 spiking network (`convert` resolves the firing-rate scales once, so the pair rebuilds
@@ -37,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nengoseg import backends, evaluate, losses, metrics
+from nengoseg import backends, evaluate, losses
 from nengoseg import convert as nsconvert
 from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.experiment_data import Part
@@ -87,8 +91,14 @@ def convert(model, calibration_data=None, custom_objects=None, settings=None, **
 def load(path, custom_objects=None):
     """The `SpikingModel` of a conversion folder (`SpikingModel.save`, ``nengoseg convert``,
     ``nengoseg cotrain``: ``RUN/snn/``, ``RUN/hybrid/``)."""
+    from nengoseg import description
+
     keras_model, settings = nsconvert.load_conversion(path, custom_objects=custom_objects)
-    return SpikingModel(keras_model, settings)
+    model = SpikingModel(keras_model, settings)
+    if (Path(path) / description.DESCRIPTION_FILE).is_file():
+        # what the Loihi rewrite builds from, without building the NengoDL network first
+        model._description = description.load(path)
+    return model
 
 
 def _keras_model(model, custom_objects):
@@ -134,7 +144,9 @@ class SpikingModel:
         self.keras_model = keras_model
         self.settings = settings
         self.history = None
+        self.trained_outputs = None
         self._network = network
+        self._description = None
         self._compiled = None
 
     # ------------------------------------------------------------ what it is
@@ -148,7 +160,10 @@ class SpikingModel:
 
     @property
     def description(self):
-        """The `nengoseg.description.NetworkDescription` every backend builds from."""
+        """The `nengoseg.description.NetworkDescription` every backend builds from
+        (a loaded folder's own, else the network's)."""
+        if self._description is not None:
+            return self._description
         return self.network.description
 
     @property
@@ -219,7 +234,9 @@ class SpikingModel:
         elif isinstance(loss, str):
             loss = losses.get_loss(loss)
         if metrics is None:
-            metrics = [_default_metric(self.task)]
+            from nengoseg.train.cotrain_fit import task_metric
+
+            metrics = [task_metric(self.task)]
         self._compiled = _Compiled(optimizer, loss, list(metrics), rate_target_hz,
                                    float(rate_weight_output), float(rate_weight_hidden))
 
@@ -231,7 +248,7 @@ class SpikingModel:
 
     def fit(self, x, y, validation_data=None, epochs=1, batch_size=16, method="hybrid",
             backend="engine", n_steps=None, max_examples=None, callbacks=None, initial_epoch=0,
-            surrogate_alpha=1.0, seed=0, verbose=0):
+            surrogate_alpha=1.0, seed=0, check_inputs=None, verbose=0):
         """Fine-tune the spiking network; returns the Keras ``History``.
 
         ``method``: ``"hybrid"`` (spikes forward, rate-neuron gradients backward) or
@@ -243,8 +260,16 @@ class SpikingModel:
         ``callbacks``: Keras callbacks (``EarlyStopping``, ``ReduceLROnPlateau``,
         ``BackupAndRestore`` to resume an interrupted fit, ...); their ``monitor`` keys
         are ``loss``, ``task_loss``, the metric names and ``rate_hz``, with ``val_`` in
-        front for the validation data. The trained weights replace those of
-        `keras_model` when the fit ends.
+        front for the validation data. ``initial_epoch``: the epoch to start from (with
+        the callbacks that restore a checkpoint; ``epochs`` counts from 0). The trained
+        weights replace those of `keras_model` when the fit ends (after the callbacks'
+        ``on_train_end``, which may put back the best epoch's).
+
+        ``check_inputs`` (at most ``batch_size`` inputs): the trained network, as it
+        ran in training and before its weights are written back, is run on them over
+        the conversion's steps; ``trained_outputs`` then holds ``(inputs, outputs)``
+        (the output layer, averaged over the readout window), against which the
+        rebuilt network (`run`) can be checked.
         """
         from nengoseg.train.cotrain_fit import Batches, _Progress, compile_cotraining
         from nengoseg.train.cotrain_network import (
@@ -269,8 +294,8 @@ class SpikingModel:
         self.settings.window(n_steps)  # ConfigError for a bad n_steps
 
         hybrid = hybrid_network(self.keras_model, self.settings)
-        trainable = make_trainable(backend, hybrid, min(int(batch_size), len(x)), method,
-                                   surrogate_alpha)
+        batch_size = min(int(batch_size), len(x), int(max_examples or len(x)))
+        trainable = make_trainable(backend, hybrid, batch_size, method, surrogate_alpha)
         try:
             summary = compile_cotraining(
                 trainable, compiled.loss, compiled.metrics[0], n_steps, None,
@@ -284,17 +309,33 @@ class SpikingModel:
             callback_list = [summary] + list(callbacks or [])
             if verbose:
                 keys = ["loss", "task_loss", *(m.name for m in compiled.metrics), "rate_hz"]
-                callback_list.append(_Progress(epochs, keys + ["val_" + k for k in keys]))
+                callback_list.append(_Progress(epochs, keys + ["val_" + k for k in keys] + ["lr"]))
             tf.keras.utils.set_random_seed(seed + initial_epoch)
             self.history = trainable.fit(train, val, epochs, initial_epoch, callback_list)
+            if check_inputs is not None:
+                self.trained_outputs = self._trained_outputs(trainable, check_inputs)
             weights = trainable.trained_weights()
             _check_weights(hybrid.keras_model, weights)
             self.keras_model = export_model(hybrid.keras_model, weights,
                                             self.settings.output_activation)
-            self._network = None
+            self.settings = hybrid.settings  # a fine-tuned network is a spiking one
+            self._network = self._description = None
         finally:
             trainable.close()
         return self.history
+
+    def _trained_outputs(self, trainable, x):
+        x = self._inputs(x, "fit check_inputs")
+        batch = trainable.minibatch_size
+        if len(x) > batch:
+            raise DataError(f"fit: {len(x)} check_inputs; at most batch_size={batch}")
+        s = self.settings
+        coded = nsconvert.encode_inputs(x, s.n_steps, s.input_coding, s.dt, s.input_rate_hz,
+                                        np.random.default_rng(s.seed))
+        padding = np.zeros((batch - len(x),) + coded.shape[1:], coded.dtype)
+        out = np.asarray(trainable.predict(np.concatenate([coded, padding])))[: len(x)]
+        out = out.reshape(len(x), s.n_steps, -1)[:, -s.window():].mean(axis=1)
+        return x, out
 
     # ------------------------------------------------------------ inference
 
@@ -341,10 +382,8 @@ class SpikingModel:
 
     def _scores(self, result, x, y, groups, backend):
         """The scores of run ``result`` on ``(x, y)`` (what the pipeline's stages report)."""
-        from nengoseg.snn_stage import stage_result
-
         part = Part(x, y, groups, np.zeros(len(x), int))
-        payload = stage_result(self.task, result, part, self.network)
+        payload = evaluate.run_scores(self.task, result, part, self.network)
         scores = dict(payload["scores"])
         for key in ("firing_rates_hz", "mean_firing_rate_hz"):
             if key in payload:
@@ -383,10 +422,6 @@ class SpikingModel:
             raise DataError(f"{where}: targets of shape {y.shape} do not fit the network's "
                             f"output (n, {', '.join(map(str, self.output_shape))})")
         return x, y
-
-
-def _default_metric(task):
-    return metrics.MeanIoUBoxes(name="iou") if task == "boxes" else metrics.DiceMetric(name="dice")
 
 
 def _fresh_optimizer(optimizer):

@@ -91,6 +91,26 @@ def test_predict_on_every_backend_and_the_simulators_agree(fitted, slices):
     assert "| **total** |" in chip.resources_table()
 
 
+def test_compile_reuses_the_block_shapes_found_before(fitted, monkeypatch):
+    """What ``nengoseg deploy`` does with the shapes of its last deployment."""
+    from nengoseg.loihi import chip as chip_module
+
+    _, snn, _, _ = fitted
+    first = ns.loihi.compile(snn, target="sim")
+    found = first.resources()
+    shapes = {name: row["block_shape"] for name, row in found["layers"].items()}
+
+    def search(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(chip_module, "tile", search)
+    again = ns.loihi.compile(snn, target="sim", block_shapes=shapes)
+    assert again.resources() == found
+    # shapes that do not cover every layer are searched for again
+    with pytest.raises(AssertionError, match="searched again"):
+        ns.loihi.compile(snn, target="sim", block_shapes=dict(list(shapes.items())[:1]))
+
+
 def test_save_and_load_give_identical_predictions(fitted, slices, tmp_path):
     _, snn, _, _ = fitted
     s, test = slices

@@ -222,23 +222,23 @@ def test_unsupported_layer_is_named(monkeypatch):
         make_plan(converted.keras_model, converted=converted)
 
 
-def test_snn_stage_scores_with_the_engine_or_nengo_dl():
+def test_the_stages_simulate_with_the_engine_or_nengo_dl():
+    from nengoseg.backends import simulate
     from nengoseg.errors import ConfigError
-    from nengoseg.snn_stage import run_snn
 
     model = every_layer_net()
     converted = nsconvert.convert(model, nsconvert.ConversionSettings(
         scale_firing_rates=100.0, n_steps=8, synapse=0.005))
     x = images(2)
-    by_engine = run_snn(converted, x, 2, verbose=False)  # the default: the engine
-    by_nengo_dl = run_snn(converted, x, 2, verbose=False, engine="nengo-dl")
+    by_engine = simulate("engine", converted, x, 2, verbose=False)
+    by_nengo_dl = simulate("nengo-dl", converted, x, 2, verbose=False)
     np.testing.assert_allclose(by_engine.outputs, by_nengo_dl.outputs, atol=1e-5)
     assert by_engine.firing_rates_hz == pytest.approx(by_nengo_dl.firing_rates_hz)
     assert sorted(by_engine.outputs_by_steps) == sorted(by_nengo_dl.outputs_by_steps)
     for k, early in by_engine.outputs_by_steps.items():
         np.testing.assert_allclose(early, by_nengo_dl.outputs_by_steps[k], atol=1e-5)
     with pytest.raises(ConfigError, match="evaluate.engine='fast' is not allowed"):
-        run_snn(converted, x, 2, verbose=False, engine="fast")
+        simulate("fast", converted, x, 2, verbose=False)
 
 
 @pytest.mark.parametrize(

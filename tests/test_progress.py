@@ -51,7 +51,7 @@ def test_a_terminal_gets_epoch_and_batch_bars_with_eta(capsys, monkeypatch):
 
 
 def test_cotrain_progress_shows_only_its_summary_keys(capsys):
-    from nengoseg.train.cotrain import _Progress
+    from nengoseg.train.cotrain_fit import _Progress
 
     fit(_Progress(3, ["loss", "val_loss"]))
     lines = capsys.readouterr().out.splitlines()

@@ -141,7 +141,7 @@ def _fit_attempt(cfg, data, work, attempt, verbose):
     seed_everything(_attempt_seed(cfg, attempt))
     model = build(dict(cfg, seed=_attempt_seed(cfg, attempt)), data,
                   learning_rate=_attempt_lr(cfg, attempt))
-    state = checkpoints.restore(work / "checkpoint", model, model.optimizer)
+    state = checkpoints.read_state(work / "checkpoint")  # the saver restores it in fit
     start_epoch = state["epochs_done"] if state else 0
     if verbose:
         print(

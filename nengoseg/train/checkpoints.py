@@ -122,9 +122,11 @@ def mark_finished(folder, **info):
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Write a checkpoint after every epoch and the best weights so far.
 
-    ``steering`` are the callbacks whose counters are saved and, on resume,
-    put back after their own ``on_train_begin`` has reset them: list this
-    callback after them.
+    Given the ``state`` of a checkpoint in ``folder`` (`read_state`), training resumes
+    from it: when training begins, the model and optimizer variables are read back
+    (`restore`) and the counters of ``steering`` (the callbacks whose counters are
+    saved) are put back after their own ``on_train_begin`` has reset them: list this
+    callback after them. When training ends, the model gets the best weights so far.
     """
 
     def __init__(self, folder, best_weights, monitor, steering, state=None):
@@ -141,6 +143,8 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_begin(self, logs=None):
+        if self.state["epochs_done"]:
+            restore(self.folder, self.model, self.model.optimizer)
         for cb in self.steering:
             for name, value in self.state["callbacks"].get(type(cb).__name__, {}).items():
                 setattr(cb, name, value)
@@ -166,6 +170,10 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
             for cb in self.steering
         }
         self.save()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights.exists():
+            self.model.load_weights(str(self.best_weights))
 
     def save(self):
         with atomic_path(self.folder) as tmp:

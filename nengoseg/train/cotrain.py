@@ -29,7 +29,8 @@ The stage (`cotrain_stage`, what ``nengoseg cotrain`` runs)
    ``RUN/ann/model.h5`` converted on the fly with the config's ``convert``
    settings. It is converted spiking (``spiking`` is forced on) and its neurons
    are swapped for hybrid ones (`hybrid_network`).
-2. Training, with a checkpoint after every epoch in ``RUN/hybrid/checkpoint/``
+2. Training (`nengoseg.SpikingModel.fit`, the Python API's, with this stage's
+   Keras callbacks), with a checkpoint after every epoch in ``RUN/hybrid/checkpoint/``
    (written atomically: model and optimizer variables, epochs done, history and
    the ReduceLROnPlateau / EarlyStopping counters, see
    `nengoseg.train.checkpoints`) and the best weights so far in
@@ -81,17 +82,15 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nengoseg import convert as nsconvert
-from nengoseg import evaluate, rundir
+from nengoseg import evaluate, rundir, spiking_model
 from nengoseg.atomic import write_json
 from nengoseg.determinism import seed_everything
 from nengoseg.convert.record import SETTINGS_FILE
 from nengoseg.errors import ConfigError, DataError
 from nengoseg.predictions import save_examples
 from nengoseg.train import checkpoints
-from nengoseg.train.cotrain_fit import Batches, _Progress, compile_cotraining, task_metric
-from nengoseg.train.cotrain_network import (
-    _check_weights,
+from nengoseg.train.cotrain_fit import Batches, compile_cotraining, task_metric  # noqa: F401
+from nengoseg.train.cotrain_network import (  # noqa: F401  (importable from here)
     _engine_factory,
     export_model,
     hybrid_network,
@@ -111,25 +110,23 @@ def stage_dir(run_dir):
 # ---------------------------------------------------------------- the network
 
 
-def _source_network(cfg, run_dir, data, checkpoint):
-    """``(converted hybrid network, description of its source)`` for the stage."""
+def _source_model(cfg, run_dir, data, checkpoint):
+    """``(SpikingModel, description of its source)`` for the stage."""
     from nengoseg.snn_stage import conversion_settings, load_keras
 
     path = Path(checkpoint) if checkpoint else None
     snn_dir = rundir.stage_dir(run_dir, "convert")
     if path is not None and path.is_dir():
-        keras_model, settings = nsconvert.load_conversion(path)
-        return hybrid_network(keras_model, settings), f"conversion {path}"
+        return spiking_model.load(path), f"conversion {path}"
     if path is None and (snn_dir / SETTINGS_FILE).is_file():
-        keras_model, settings = nsconvert.load_conversion(snn_dir)
-        return hybrid_network(keras_model, settings), f"conversion {snn_dir}"
+        return spiking_model.load(snn_dir), f"conversion {snn_dir}"
     path = path or rundir.model_path(run_dir)
-    keras_model = load_keras(path)
     settings = conversion_settings(cfg, data.task)
     calibration = None
     if settings.normalise is not None:
         calibration = data.train.x[: cfg["evaluate"]["calibration_examples"]]
-    return hybrid_network(keras_model, settings, calibration), f"ANN {path} (converted)"
+    model = spiking_model.convert(load_keras(path), calibration, settings=settings)
+    return model, f"ANN {path} (converted)"
 
 
 # ---------------------------------------------------------------- the stage
@@ -137,6 +134,10 @@ def _source_network(cfg, run_dir, data, checkpoint):
 
 def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False):
     """Co-train (or resume, or reuse) the SNN of ``cfg`` in ``run_dir``; return its results.
+
+    The training is `nengoseg.SpikingModel.fit` with the config's settings and this
+    stage's callbacks (learning-rate schedule, early stopping, the checkpoint of
+    every epoch and the best weights).
 
     Parameters
     ----------
@@ -175,8 +176,8 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
     _engine_factory(ccfg["engine"])  # fail early on an engine that is not there
     if len(data.train) == 0:
         raise ConfigError("cotrain: the training part of the data is empty")
-    converted, source = _source_network(cfg, run_dir, data, checkpoint)
-    settings = converted.settings
+    snn, source = _source_model(cfg, run_dir, data, checkpoint)
+    settings = snn.settings
     n_steps = ccfg["n_steps"] or settings.n_steps
     try:
         settings.window(n_steps)
@@ -187,69 +188,50 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
         n_train = min(n_train, ccfg["max_train_examples"])
     minibatch = min(ccfg["batch_size"], n_train)
 
-    snn = make_trainable(ccfg["engine"], converted, minibatch, ccfg["method"],
-                         ccfg["surrogate_alpha"])
-    try:
-        summary = compile_cotraining(
-            snn,
-            make_loss(cfg["train"], data.n_outputs),
-            task_metric(data.task),
-            n_steps,
-            ccfg["learning_rate"],
-            ccfg["rate_target_hz"],
-            ccfg["rate_weight_output"],
-            ccfg["rate_weight_hidden"],
-        )
-        state = checkpoints.restore(folder / "checkpoint", snn.keras_model, snn.keras_model.optimizer)
-        start_epoch = state["epochs_done"] if state else 0
-        if verbose:
-            rates = "off" if ccfg["rate_target_hz"] is None else (
-                f"{ccfg['rate_target_hz']:g} Hz (weights {ccfg['rate_weight_output']:g} last layer, "
-                f"{ccfg['rate_weight_hidden']:g} others)"
-            )
-            print(
-                f"cotrain: {snn.name} engine, {_METHODS[ccfg['method']]}, SNN from {source}; "
-                f"{n_steps} steps per example, "
-                f"synapse {settings.synapse}, {n_train} of {len(data.train)} training examples per "
-                f"epoch in minibatches of {minibatch}, {len(data.val)} validation; "
-                f"rate regularisation {rates}"
-            )
-            if n_steps != settings.n_steps:
-                print(
-                    f"cotrain: note: training on {n_steps} steps, scoring on the conversion's "
-                    f"{settings.n_steps}; deep networks with synapses or low firing rates may "
-                    "behave differently over the two (cotrain.n_steps: null trains on the latter)"
-                )
-            if state:
-                print(f"cotrain: resuming after epoch {start_epoch} from {folder / 'checkpoint'}")
-        if not (state and state.get("finished")) and start_epoch < ccfg["epochs"]:
-            _fit(snn, cfg, data, n_steps, summary, folder, state, start_epoch, verbose)
-            checkpoints.mark_finished(folder / "checkpoint")
-        state = checkpoints.read_state(folder / "checkpoint")
-        if (folder / "best.weights.h5").exists():
-            snn.keras_model.load_weights(str(folder / "best.weights.h5"))
-
-        weights = snn.trained_weights()
-        _check_weights(converted.keras_model, weights)
-        model = export_model(converted.keras_model, weights, settings.output_activation)
-
-        part = evaluation_part(cfg, data)
-        check_x = part.x[: snn.minibatch_size]
-        check_coded = nsconvert.encode_inputs(
-            check_x, settings.n_steps, settings.input_coding, settings.dt, settings.input_rate_hz,
-            np.random.default_rng(settings.seed),
-        )
-        trained_out = snn.predict(_pad(check_coded, snn.minibatch_size))[: len(check_x)]
-        trained_out = np.asarray(trained_out).reshape(len(check_x), settings.n_steps, -1)
-        trained_out = trained_out[:, -settings.window():].mean(axis=1)
-    finally:
-        snn.close()
+    snn.compile(
+        optimizer=tf.keras.optimizers.Adam(ccfg["learning_rate"]),
+        loss=make_loss(cfg["train"], data.n_outputs),
+        metrics=[task_metric(data.task)],
+        rate_target_hz=ccfg["rate_target_hz"],
+        rate_weight_output=ccfg["rate_weight_output"],
+        rate_weight_hidden=ccfg["rate_weight_hidden"],
+    )
+    state = checkpoints.read_state(folder / "checkpoint")
+    start_epoch = state["epochs_done"] if state else 0
+    if verbose:
+        _describe(ccfg, snn.settings, source, n_steps, n_train, len(data.train), len(data.val),
+                  minibatch)
+        if state:
+            print(f"cotrain: resuming after epoch {start_epoch} from {folder / 'checkpoint'}")
+    if state and state.get("finished"):
+        start_epoch = ccfg["epochs"]  # only the checkpoint and best weights are read back
+    part = evaluation_part(cfg, data)
+    snn.fit(
+        data.train.x, data.train.y,
+        validation_data=(data.val.x, data.val.y) if len(data.val) else None,
+        epochs=ccfg["epochs"],
+        batch_size=ccfg["batch_size"],
+        method=ccfg["method"],
+        backend=ccfg["engine"],
+        n_steps=n_steps,
+        max_examples=ccfg["max_train_examples"],
+        callbacks=_callbacks(ccfg, folder, state, validation=len(data.val) > 0),
+        initial_epoch=start_epoch,
+        surrogate_alpha=ccfg["surrogate_alpha"],
+        seed=cfg["seed"],
+        check_inputs=part.x[:minibatch],
+        verbose=int(verbose),
+    )
+    if not (state and state.get("finished")):
+        checkpoints.mark_finished(folder / "checkpoint")
+    state = checkpoints.read_state(folder / "checkpoint")
 
     with rundir.writing_stage(run_dir, "cotrain", prov) as new:
         write_json(new.path / "history.json", state["history"])
-        nsconvert.save_conversion(new.path, model, settings)
-        payload = _score_export(cfg, data, new.path, part, snn, check_x, trained_out, verbose)
-        payload.update(_training_summary(ccfg, state, snn, source, n_steps, n_train))
+        snn.save(new.path)
+        payload = _score_export(cfg, data, new.path, part, ccfg["engine"], snn.trained_outputs,
+                                verbose)
+        payload.update(_training_summary(ccfg, state, minibatch, source, n_steps, n_train))
         new.results[STAGE] = payload
     if verbose:
         print(
@@ -257,6 +239,47 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
             + f"; mean firing rate {payload.get('mean_firing_rate_hz', 0):.1f} Hz"
         )
     return payload
+
+
+def _describe(ccfg, settings, source, n_steps, n_train, n_all, n_val, minibatch):
+    rates = "off" if ccfg["rate_target_hz"] is None else (
+        f"{ccfg['rate_target_hz']:g} Hz (weights {ccfg['rate_weight_output']:g} last layer, "
+        f"{ccfg['rate_weight_hidden']:g} others)"
+    )
+    print(
+        f"cotrain: {ccfg['engine']} engine, {_METHODS[ccfg['method']]}, SNN from {source}; "
+        f"{n_steps} steps per example, "
+        f"synapse {settings.synapse}, {n_train} of {n_all} training examples per "
+        f"epoch in minibatches of {minibatch}, {n_val} validation; "
+        f"rate regularisation {rates}"
+    )
+    if n_steps != settings.n_steps:
+        print(
+            f"cotrain: note: training on {n_steps} steps, scoring on the conversion's "
+            f"{settings.n_steps}; deep networks with synapses or low firing rates may "
+            "behave differently over the two (cotrain.n_steps: null trains on the latter)"
+        )
+
+
+def _callbacks(ccfg, folder, state, validation):
+    """The stage's Keras callbacks: learning-rate schedule, early stopping, checkpoints."""
+    monitor = ccfg["monitor"] if validation else "loss"
+    steering = [
+        tf.keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=ccfg["reduce_lr_factor"],
+            patience=ccfg["reduce_lr_patience"],
+            min_lr=ccfg["min_lr"],
+        )
+    ]
+    if ccfg["early_stopping_patience"]:
+        steering.append(
+            tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=ccfg["early_stopping_patience"])
+        )
+    saver = checkpoints.EpochCheckpoint(
+        folder / "checkpoint", folder / "best.weights.h5", monitor, steering, state
+    )
+    return steering + [saver]
 
 
 def _source_inputs(run_dir, checkpoint):
@@ -276,40 +299,41 @@ def _source_inputs(run_dir, checkpoint):
                     "(run `nengoseg train-ann` and `nengoseg convert` first, or pass --checkpoint)")
 
 
-def _score_export(cfg, data, folder, part, snn, check_x, trained_out, verbose):
+def _score_export(cfg, data, folder, part, trained_engine, trained_outputs, verbose):
     """Score the exported network rebuilt from ``folder``; check it is what was trained."""
-    from nengoseg.snn_stage import run_snn, save_snn_predictions, stage_result
+    from nengoseg.snn_stage import save_snn_predictions
 
     # score what every later stage sees: the network rebuilt from the saved folder,
     # in the simulator of evaluate.engine (as the converted SNN was scored)
-    rebuilt = nsconvert.convert(*nsconvert.load_conversion(folder))
+    rebuilt = spiking_model.load(folder)
     simulator = cfg["evaluate"]["engine"]
-    result = run_snn(rebuilt, part.x, cfg["evaluate"]["minibatch_size"], verbose=verbose,
-                     engine=simulator)
+    minibatch = cfg["evaluate"]["minibatch_size"]
+    result = rebuilt.run(part.x, backend=simulator, batch_size=minibatch, verbose=verbose)
     # the export check runs the rebuilt network in the kind of simulator that was trained
-    check_simulator = "nengo-dl" if snn.name == "nengo-dl" else "engine"
+    check_x, trained_out = trained_outputs
+    check_simulator = "nengo-dl" if trained_engine == "nengo-dl" else "engine"
     if check_simulator == simulator:
         first = result.outputs[: len(check_x)]
     else:
-        first = run_snn(rebuilt, check_x, len(check_x), verbose=False, engine=check_simulator).outputs
+        first = rebuilt.run(check_x, backend=check_simulator, batch_size=len(check_x)).outputs
     first = np.asarray(first).reshape(len(check_x), -1)
     difference = float(np.max(np.abs(first - trained_out)))
     # NengoDL rebuilds its own training exactly; the engine to float rounding
-    tolerance = 0.0 if snn.name == "nengo-dl" else 1e-5 * max(1.0, float(np.max(np.abs(trained_out))))
+    tolerance = 0.0 if trained_engine == "nengo-dl" else 1e-5 * max(1.0, float(np.max(np.abs(trained_out))))
     if difference > tolerance and verbose:
         print(f"cotrain: warning: the rebuilt SNN differs from the trained one by up to {difference:g}")
 
-    payload = stage_result(data.task, result, part, rebuilt)
+    payload = evaluate.run_scores(data.task, result, part, rebuilt.network)
     payload.update(engine=simulator, export_check_max_abs_diff=difference)
     save_examples(folder, part)
     save_snn_predictions(folder, STAGE, result, part, data.task, rebuilt.settings.threshold)
     return payload
 
 
-def _training_summary(ccfg, state, snn, source, n_steps, n_train):
+def _training_summary(ccfg, state, minibatch, source, n_steps, n_train):
     epochs_done = state["epochs_done"]
     return dict(
-        cotrain_engine=snn.name,
+        cotrain_engine=ccfg["engine"],
         cotrain_method=ccfg["method"],
         source=source,
         epochs_run=epochs_done,
@@ -317,8 +341,8 @@ def _training_summary(ccfg, state, snn, source, n_steps, n_train):
         train_seconds=round(state["train_seconds"], 1),
         seconds_per_epoch=round(state["train_seconds"] / max(1, epochs_done), 2),
         n_steps_train=n_steps,
-        minibatch_size=snn.minibatch_size,
-        train_examples_per_epoch=snn.minibatch_size * max(1, n_train // snn.minibatch_size),
+        minibatch_size=minibatch,
+        train_examples_per_epoch=minibatch * max(1, n_train // minibatch),
         learning_rate=ccfg["learning_rate"],
         final_learning_rate=state["history"].get("lr", [ccfg["learning_rate"]])[-1],
         rate_regularisation={
@@ -328,44 +352,3 @@ def _training_summary(ccfg, state, snn, source, n_steps, n_train):
         },
         history_last={k: v[-1] for k, v in state["history"].items() if v},
     )
-
-
-def _fit(snn, cfg, data, n_steps, summary, folder, state, start_epoch, verbose):
-    ccfg = cfg["cotrain"]
-    seed = cfg["seed"]
-    max_examples = ccfg["max_train_examples"]
-    train = Batches(snn, data.train.x, data.train.y, n_steps, True, seed, start_epoch, max_examples)
-    validation = None
-    if len(data.val):
-        validation = Batches(snn, data.val.x, data.val.y, n_steps, False, seed, 0, max_examples)
-    monitor = ccfg["monitor"] if validation is not None else "loss"
-    steering = [
-        tf.keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=ccfg["reduce_lr_factor"],
-            patience=ccfg["reduce_lr_patience"],
-            min_lr=ccfg["min_lr"],
-        )
-    ]
-    if ccfg["early_stopping_patience"]:
-        steering.append(
-            tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=ccfg["early_stopping_patience"])
-        )
-    saver = checkpoints.EpochCheckpoint(
-        folder / "checkpoint", folder / "best.weights.h5", monitor, steering, state
-    )
-    callbacks = [summary] + steering + [saver]
-    if verbose:
-        metric = next(k for k in summary.aliases if k != "task_loss")
-        keys = ["loss", "task_loss", metric, "rate_hz"]
-        keys += ["val_" + k for k in keys] + ["lr"]
-        callbacks.append(_Progress(ccfg["epochs"], keys))
-    tf.keras.utils.set_random_seed(seed + start_epoch)
-    snn.fit(train, validation, ccfg["epochs"], start_epoch, callbacks)
-
-
-def _pad(coded, batch):
-    missing = batch - len(coded)
-    if missing <= 0:
-        return coded
-    return np.concatenate([coded, np.zeros((missing,) + coded.shape[1:], coded.dtype)])
