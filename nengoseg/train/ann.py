@@ -152,18 +152,7 @@ def _fit_attempt(cfg, data, work, attempt, verbose):
             print(f"ann: resuming after epoch {start_epoch} from {work / 'checkpoint'}")
 
     monitor = tcfg["monitor"] if len(data.val) else "loss"
-    steering = [
-        tf.keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=tcfg["reduce_lr_factor"],
-            patience=tcfg["reduce_lr_patience"],
-            min_lr=tcfg["min_lr"],
-        )
-    ]
-    if tcfg["early_stopping_patience"]:
-        steering.append(
-            tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=tcfg["early_stopping_patience"])
-        )
+    steering = checkpoints.steering(tcfg, monitor)
     probe_part = data.val if len(data.val) else data.train
     probe_x = probe_part.x[np.unique(np.linspace(0, len(probe_part) - 1, 32).astype(int))]
     boxes = data.task == "boxes"

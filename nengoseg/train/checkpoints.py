@@ -119,6 +119,25 @@ def mark_finished(folder, **info):
     write_json(Path(folder) / STATE, state)
 
 
+def steering(section, monitor):
+    """The learning-rate schedule and early stopping of a training config section
+    (``train`` or ``cotrain``: ``reduce_lr_factor``, ``reduce_lr_patience``,
+    ``min_lr``, ``early_stopping_patience``, 0 for none), watching ``monitor``; the
+    callbacks whose counters `EpochCheckpoint` saves."""
+    callbacks = [
+        tf.keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=section["reduce_lr_factor"],
+            patience=section["reduce_lr_patience"],
+            min_lr=section["min_lr"],
+        )
+    ]
+    if section["early_stopping_patience"]:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=section["early_stopping_patience"]))
+    return callbacks
+
+
 class EpochCheckpoint(tf.keras.callbacks.Callback):
     """Write a checkpoint after every epoch and the best weights so far.
 

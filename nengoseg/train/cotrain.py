@@ -264,18 +264,7 @@ def _describe(ccfg, settings, source, n_steps, n_train, n_all, n_val, minibatch)
 def _callbacks(ccfg, folder, state, validation):
     """The stage's Keras callbacks: learning-rate schedule, early stopping, checkpoints."""
     monitor = ccfg["monitor"] if validation else "loss"
-    steering = [
-        tf.keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=ccfg["reduce_lr_factor"],
-            patience=ccfg["reduce_lr_patience"],
-            min_lr=ccfg["min_lr"],
-        )
-    ]
-    if ccfg["early_stopping_patience"]:
-        steering.append(
-            tf.keras.callbacks.EarlyStopping(monitor=monitor, patience=ccfg["early_stopping_patience"])
-        )
+    steering = checkpoints.steering(ccfg, monitor)
     saver = checkpoints.EpochCheckpoint(
         folder / "checkpoint", folder / "best.weights.h5", monitor, steering, state
     )
