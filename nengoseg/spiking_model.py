@@ -9,7 +9,7 @@
     snn.summary()
     snn.compile(loss=ns.losses.DiceLoss(), rate_target_hz=100)
     history = snn.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=4)
-    probs = snn.predict(x_test)                   # the engine; backend="nengo-dl" | "loihi" | "ann"
+    probs = snn.predict(x_test)            # the engine; "nengo-dl" | "loihi-sim" | "loihi" | "ann"
     scores = snn.evaluate(x_test, y_test, groups=subject_ids)
     snn.save("my_snn/"); snn = ns.load("my_snn/")
 
@@ -28,8 +28,8 @@ the same network without calibration data); it is what a conversion folder holds
 writes the trained weights back into that Keras model. Backend names are those of
 `nengoseg.backends`: ``"ann"``, ``"engine"`` (the default spiking simulator),
 ``"nengo-dl"`` and ``"loihi"`` (nengo-loihi's emulator, ``target="sim"``, or the
-board, ``target="loihi"``; see `nengoseg.loihi.compile` to build it once for many
-runs).
+board, ``target="loihi"``; ``"loihi-sim"`` names the emulator alone; see
+`nengoseg.loihi.compile` to build it once for many runs).
 
 Progress: ``verbose=0`` (the default) is quiet; ``verbose=1`` shows tqdm bars (which
 render in Jupyter) and one line per training epoch.
@@ -47,6 +47,8 @@ from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.experiment_data import Part
 
 FIT_METHODS = ("hybrid", "bptt")
+# nengo-loihi's emulator by name: "loihi" with target="sim"
+LOIHI_SIM = "loihi-sim"
 # the readout -> the task nengoseg.evaluate scores
 _TASKS = {"segmentation": "segmentation", "regression": "boxes"}
 
@@ -342,8 +344,11 @@ class SpikingModel:
     def run(self, x, backend="engine", n_steps=None, batch_size=16, target="sim", verbose=0):
         """Run on ``x`` and return everything the run gives: a `nengoseg.convert.SNNResult`
         (``outputs`` logits, ``readout`` probabilities or values, ``masks``,
-        ``firing_rates_hz``), or a `nengoseg.loihi.run.LoihiResult` on ``"loihi"``."""
-        backend = backends.resolve(backend, backends.CHOICES, "backend")
+        ``firing_rates_hz``), or a `nengoseg.loihi.run.LoihiResult` on ``"loihi"``
+        (``"loihi-sim"`` is ``"loihi"`` with ``target="sim"``)."""
+        if backend == LOIHI_SIM:
+            backend, target = "loihi", "sim"
+        backend = backends.resolve(backend, (*backends.CHOICES, LOIHI_SIM), "backend")
         x = self._inputs(x, "predict")
         if backend == "ann":
             return nsconvert.run_ann(self.network, x, minibatch_size=batch_size)

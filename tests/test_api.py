@@ -83,6 +83,8 @@ def test_predict_on_every_backend_and_the_simulators_agree(fitted, slices):
     chip = ns.loihi.compile(snn, target="sim")
     on_chip = chip.predict(x[:2], n_steps=40)
     assert on_chip.shape == (2, 24, 24, 1)
+    # the same emulator by its name in the API
+    np.testing.assert_array_equal(snn.predict(x[:2], backend="loihi-sim", n_steps=40), on_chip)
     engine = snn.predict(x[:2], n_steps=40)
     # not equal: Loihi quantises the weights and each layer delays spikes by a step
     assert metrics.dice(on_chip > 0.5, engine > 0.5) > 0.7
@@ -184,7 +186,7 @@ def test_bad_input_names_what_fits(fitted, slices):
         snn.evaluate(s.x[test][:3], s.y[test][:3], groups=[0, 1])
     with pytest.raises(DataError, match="3 inputs but 2 targets"):
         snn.evaluate(s.x[test][:3], s.y[test][:2])
-    with pytest.raises(ConfigError, match="allowed"):
+    with pytest.raises(ConfigError, match="allowed: .*'loihi-sim'"):
         snn.predict(s.x[test][:1], backend="gpu")
     with pytest.raises(ConfigError, match="'hybrid', 'bptt'"):
         snn.fit(s.x[:2], s.y[:2], method="sgd")
