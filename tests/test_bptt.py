@@ -82,7 +82,8 @@ def test_bptt_gradient_reaches_earlier_steps_through_the_voltage(kind):
 @pytest.mark.parametrize("options", [
     dict(neuron_model="if_subtract", synapse=None, signed=True),
     dict(neuron_model="loihi", synapse=0.005),
-], ids=["if-subtract-nosyn", "loihi-relu-synapse"])
+    dict(neuron_model="multi_threshold", synapse=None, signed=True),
+], ids=["if-subtract-nosyn", "loihi-relu-synapse", "multi-threshold-nosyn"])
 def test_bptt_forward_pass_is_the_spiking_run_bit_for_bit(options):
     options = dict(options)
     signed = options.pop("signed", False)

@@ -41,7 +41,7 @@ def test_every_kind_is_a_complete_record():
         assert (kind.on_chip is None) != (kind.off_chip is None)
         for activation, model in kind.converts:
             assert neuron_kinds.converted_kind(activation, model) is kind
-    assert neuron_kinds.neuron_models() == ["nengo", "loihi", "if_subtract"]
+    assert neuron_kinds.neuron_models() == ["nengo", "loihi", "if_subtract", "multi_threshold"]
 
 
 def test_registry_refuses_a_second_record_for_a_name_or_a_type():

@@ -146,7 +146,8 @@ def convert(keras_model, settings=None, calibration_data=None):
     _check_scaled_layers(scales, neurons, model)
     _check_normalisable(settings, neurons)
     if settings.spiking:
-        _swap_to_spiking(model, neurons, settings.neuron_model, settings.initial_voltage)
+        _swap_to_spiking(model, neurons, settings.neuron_model, settings.initial_voltage,
+                         settings.thresholds)
 
     # nengo draws build-time randomness (initial voltages) from the global numpy
     # generator unless the network has a seed; seeding it makes runs repeatable.
@@ -419,10 +420,11 @@ def _neuron_layers(model, converter):
     return neurons
 
 
-def _swap_to_spiking(model, neurons, neuron_model, initial_voltage=None):
+def _swap_to_spiking(model, neurons, neuron_model, initial_voltage=None, thresholds=None):
     """Replace each layer's rate neurons by the spiking kind ``neuron_model`` makes of them
     (`nengoseg.neuron_kinds.converted_kind`), with the same amplitude and time constants,
-    starting from ``initial_voltage`` (None: the kind's own initial state)."""
+    starting from ``initial_voltage`` (None: the kind's own initial state), with
+    ``thresholds`` (multi-threshold kinds; None: the kind's own)."""
     for name, obj in neurons.items():
         rate = obj.ensemble.neuron_type
         layer = model.get_layer(name)
@@ -436,6 +438,8 @@ def _swap_to_spiking(model, neurons, neuron_model, initial_voltage=None):
         where = f"layer '{name}' ({type(layer).__name__})"
         kind = neuron_kinds.converted_kind(activation, neuron_model, where=where)
         neuron = kind.make(rate)
+        if thresholds is not None:
+            neuron = neuron_kinds.with_thresholds(neuron, thresholds)
         if initial_voltage is not None:
             neuron = neuron_kinds.with_initial_voltage(neuron, initial_voltage)
         obj.ensemble.neuron_type = neuron

@@ -102,6 +102,10 @@ class ConversionSettings:
         the start-up delay of deep networks in few steps (Bu et al. 2022, QCFS,
         Theorem 2). nengo-loihi starts every compartment at 0: the Loihi emulator
         and the chip do not apply it.
+    thresholds
+        The thresholds of multi-threshold neurons (``neuron_model="multi_threshold"``,
+        Spiking-UNet eq. 4-6), in units of the layer threshold, strictly decreasing;
+        None: the paper's 2, 1, 0.5, 0.25. Other neuron models have one threshold.
     seed
         Seeds the network build (initial neuron voltages), the NengoDL simulator
         and the Poisson spike generator, so runs repeat exactly. None: random.
@@ -129,6 +133,7 @@ class ConversionSettings:
     threshold: float = 0.5
     max_to_avg_pool: bool = False
     initial_voltage: Optional[float] = None
+    thresholds: Optional[tuple] = None
     seed: Optional[int] = 0
     output_activation: Optional[str] = None
     neuron_types: dict = dataclasses.field(default_factory=dict)
@@ -166,6 +171,8 @@ class ConversionSettings:
                 _is_number(self.initial_voltage) and 0 <= self.initial_voltage < 1):
             raise ConfigError(f"initial_voltage={self.initial_voltage!r} is not allowed; allowed: "
                               "None (each neuron kind's own) or a number in [0, 1) (thresholds)")
+        if self.thresholds is not None:
+            self.thresholds = _check_thresholds(self.thresholds, self.neuron_model)
         _check_choice("input_coding", self.input_coding, INPUT_CODINGS)
         _check_number(
             "input_rate_hz", self.input_rate_hz, low=0, high=max_rate,
@@ -253,6 +260,22 @@ def _check_choice(key, value, choices):
         raise ConfigError(
             f"{key}={value!r} is not allowed; allowed: {', '.join(repr(c) for c in choices)}"
         )
+
+
+def _check_thresholds(thresholds, neuron_model):
+    """``thresholds`` as a tuple; ConfigError unless they are numbers > 0, strictly
+    decreasing, for a neuron model whose neurons take thresholds."""
+    values = tuple(thresholds) if isinstance(thresholds, (list, tuple)) else None
+    if not values or not all(_is_number(t) and math.isfinite(t) and t > 0 for t in values) or any(
+            a <= b for a, b in zip(values, values[1:])):
+        raise ConfigError(f"thresholds={thresholds!r} is not allowed; allowed: None or a list of "
+                          "numbers > 0, strictly decreasing (e.g. [2, 1, 0.5, 0.25])")
+    if not neuron_kinds.has_thresholds(neuron_model):
+        takes = [m for m in neuron_kinds.neuron_models() if neuron_kinds.has_thresholds(m)]
+        raise ConfigError(f"thresholds={list(values)!r} is not allowed with neuron_model="
+                          f"{neuron_model!r}, whose neurons have one threshold; allowed with "
+                          f"neuron_model: {', '.join(map(repr, takes))}")
+    return tuple(float(t) for t in values)
 
 
 def _check_scales(scales):

@@ -59,8 +59,10 @@ class Neurons:
     ``kind`` is a `nengoseg.neuron_kinds` record name; ``activation`` the ANN
     activation it replaces ("relu" or "softlif"); ``gain`` the layer's firing-rate
     scale (input currents are ``gain * x + gain * bias``); ``amplitude`` each spike's
-    height times dt (already divided by the gain); ``initial_state`` the state the
-    simulators start from (e.g. ``{"voltage": array}``; empty: at rest).
+    height times dt (already divided by the gain); ``thresholds`` a multi-threshold
+    kind's thresholds in units of its threshold (empty: one threshold);
+    ``initial_state`` the state the simulators start from (e.g. ``{"voltage": array}``;
+    empty: at rest).
     """
 
     kind: str
@@ -71,6 +73,7 @@ class Neurons:
     tau_ref: float = 0.002
     min_voltage: float = 0.0
     sigma: float = 0.005
+    thresholds: tuple = ()
     initial_state: dict = dataclasses.field(default_factory=dict)
 
 
@@ -98,6 +101,7 @@ class RunSettings:
     readout: str = "segmentation"
     threshold: float = 0.5
     output_activation: str = "linear"
+    thresholds: Optional[tuple] = None
     seed: Optional[int] = 0
 
     def window(self, n_steps=None):
@@ -255,6 +259,11 @@ def _run_settings(check, raw):
     for key in ("neuron_model", "input_coding", "readout", "output_activation"):
         check.that(isinstance(getattr(run, key), str), f"run.{key}", "a string",
                    getattr(run, key))
+    check.that(run.thresholds is None or _thresholds(run.thresholds, empty=False),
+               "run.thresholds", "null or a list of numbers > 0, strictly decreasing",
+               run.thresholds)
+    if run.thresholds is not None:
+        run.thresholds = tuple(float(t) for t in run.thresholds)
     return run
 
 
@@ -318,10 +327,21 @@ def _neurons(check, raw, at, name, arrays, n):
     min_voltage = -math.inf if min_voltage is None else min_voltage
     check.that(_number(min_voltage) and min_voltage <= 0 or min_voltage == -math.inf,
                f"{at}.neurons.min_voltage", "a number <= 0, or null (no floor)", min_voltage)
+    thresholds = raw.get("thresholds", [])
+    check.that(_thresholds(thresholds, empty=True), f"{at}.neurons.thresholds",
+               "a list of numbers > 0, strictly decreasing (empty: one threshold)", thresholds)
     state = {}
     for key in raw.get("initial_state", []):
         value = arrays.get(f"{name}/state/{key}")
         check.that(value is not None and value.shape == (n,) and np.isfinite(value).all(),
                    f"{at}.neurons.initial_state.{key}", f"{n} finite values in the weights file")
         state[key] = value.astype(np.float32)
-    return Neurons(**{**raw, "min_voltage": float(min_voltage), "initial_state": state})
+    return Neurons(**{**raw, "min_voltage": float(min_voltage), "initial_state": state,
+                      "thresholds": tuple(float(t) for t in thresholds)})
+
+
+def _thresholds(values, empty):
+    """Numbers > 0, strictly decreasing (or none, where ``empty``)."""
+    return isinstance(values, (list, tuple)) and (empty or len(values) > 0) and all(
+        _number(t, positive=True) for t in values) and all(a > b for a, b in zip(values,
+                                                                                   values[1:]))

@@ -213,6 +213,8 @@ def neuron_record(activation, scale, run, initial_state=None, where="a layer"):
     if run.spiking:
         kind = neuron_kinds.converted_kind(name, run.neuron_model, where=where)
         neuron = kind.make(rate)
+        if run.thresholds is not None:
+            neuron = neuron_kinds.with_thresholds(neuron, run.thresholds)
     else:
         (kind, _), neuron = neuron_kinds.of_type(rate), rate
     return Neurons(
@@ -220,7 +222,9 @@ def neuron_record(activation, scale, run, initial_state=None, where="a layer"):
         tau_rc=float(getattr(neuron, "tau_rc", 0.02)),
         tau_ref=float(getattr(neuron, "tau_ref", 0.002)),
         min_voltage=float(getattr(neuron, "min_voltage", 0.0)),
-        sigma=float(params.get("sigma", 0.005)), initial_state=dict(initial_state or {}),
+        sigma=float(params.get("sigma", 0.005)),
+        thresholds=tuple(getattr(neuron, "thresholds", ())),
+        initial_state=dict(initial_state or {}),
     )
 
 

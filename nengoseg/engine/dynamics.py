@@ -17,8 +17,9 @@ of Loihi's neurons (``LoihiSpikingRectifiedLinear``, ``LoihiLIF``) use the steps
 the NengoDL builders nengo-loihi registers for them (nengo-extras'
 ``loihi_training``)::
 
-    voltage = max(voltage + J * dt, 0);  spike where voltage > 1, then voltage = 0 Only the time loop
-around them is the engine's: a ``tf.while_loop`` over the steps of a whole
+    voltage = max(voltage + J * dt, 0);  spike where voltage > 1, then voltage = 0
+
+Only the time loop around them is the engine's: a ``tf.while_loop`` over the steps of a whole
 minibatch, carrying the state.
 
 Synapse and its timing
@@ -77,6 +78,7 @@ def constants(spec, dt):
         tau_ref=tf.constant(spec.tau_ref, FLOAT),
         min_voltage=tf.constant(spec.min_voltage, FLOAT),
         sigma=tf.constant(spec.sigma, FLOAT),
+        thresholds=tuple(tf.constant(t, FLOAT) for t in spec.thresholds),
         epsilon=tf.constant(1e-15, FLOAT),
         zero=tf.constant(0.0, FLOAT),
         one=tf.constant(1.0, FLOAT),

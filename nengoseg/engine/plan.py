@@ -361,6 +361,7 @@ def _neuron_layer(name, layer, ensemble, seeds, settings):
         tau_ref=float(getattr(neuron_type, "tau_ref", 0.002)),
         min_voltage=float(getattr(neuron_type, "min_voltage", 0.0)),
         sigma=float(sigma),
+        thresholds=tuple(getattr(neuron_type, "thresholds", ())),
         initial_state=initial_state(ensemble, seeds) if spiking else {},
     )
     if spec.n_neurons != ensemble.n_neurons:

@@ -224,6 +224,27 @@ def with_initial_voltage(neuron, voltage):
     return type(neuron)(**params, initial_state=state)
 
 
+def has_thresholds(neuron_model):
+    """Whether the spiking neurons ``neuron_model`` makes of ReLU layers take a
+    ``thresholds`` parameter (``convert.thresholds``)."""
+    try:
+        kind = converted_kind("relu", neuron_model)
+    except ConversionError:
+        return False
+    return "thresholds" in nengo.params.iter_params(kind.make(nengo.RectifiedLinear()))
+
+
+def with_thresholds(neuron, thresholds):
+    """A copy of ``neuron`` with ``thresholds`` (a kind whose type has that parameter);
+    ConversionError naming the type otherwise."""
+    params = {name: getattr(neuron, name) for name in nengo.params.iter_params(neuron)}
+    if "thresholds" not in params:
+        raise ConversionError(f"{type(neuron).__name__} neurons have one threshold; "
+                              "thresholds are for multi-threshold neuron models")
+    params["thresholds"] = tuple(thresholds)
+    return type(neuron)(**params)
+
+
 def on_chip_types():
     """The neuron types the Loihi rewrite puts on chip (for validation)."""
     found = []

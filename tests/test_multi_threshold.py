@@ -1,0 +1,189 @@
+"""Multi-threshold IF neurons (Spiking-UNet eq. 4-6), added through the registry alone.
+
+Hand computations of the spikes and voltage, the same spikes in Nengo, NengoDL and the
+engine, conversion with configured thresholds recorded in the network description,
+a converted network that approaches its ANN with T (and faster than single-threshold
+IF neurons), BPTT's forward pass (tests/test_bptt.py) and hybrid co-training.
+"""
+
+import nengo
+import nengo_dl
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nengoseg import convert as nsconvert
+from nengoseg import description as nsdescription
+from nengoseg import neuron_kinds
+from nengoseg.engine import dynamics
+from nengoseg.engine.plan import NeuronLayer
+from nengoseg.engine.run import run_engine
+from nengoseg.errors import ConfigError, ConversionError, DataError
+from nengoseg.neuron_kinds.multi_threshold import (
+    PAPER_THRESHOLDS,
+    HybridMultiThresholdIF,
+    MultiThresholdIF,
+)
+from nengoseg.train.cotrain import hybrid_network, make_trainable
+
+DT = 0.001
+L = tf.keras.layers
+
+
+def engine_outputs(J, thresholds=PAPER_THRESHOLDS):
+    """The engine's output per step, in thresholds (out * dt / amplitude)."""
+    spec = NeuronLayer(name="mt", kind="multi_threshold", spiking=True, shape=(J.shape[1],),
+                       gain=1.0, amplitude=1.0, min_voltage=-np.inf, thresholds=thresholds,
+                       initial_state={"voltage": np.zeros(J.shape[1], np.float32)})
+    outputs, _ = dynamics.simulate(spec, dynamics.constants(spec, DT), tf.constant(J[:, None]),
+                                   len(J), static=False)
+    return outputs["raw"].numpy()[:, 0] * DT
+
+
+def nengo_outputs(neuron_type, J, simulator):
+    with nengo.Network(seed=0) as net:
+        node = nengo.Node(nengo.processes.PresentInput(J, DT))
+        ens = nengo.Ensemble(J.shape[1], 1, neuron_type=neuron_type,
+                             gain=nengo.dists.Choice([1.0]), bias=nengo.dists.Choice([0.0]))
+        nengo.Connection(node, ens.neurons, synapse=None)
+        probe = nengo.Probe(ens.neurons, synapse=None)
+    kwargs = {"progress_bar": False} if simulator is nengo_dl.Simulator else {}
+    with simulator(net, dt=DT, **kwargs) as sim:
+        sim.run_steps(len(J))
+    return np.asarray(sim.data[probe]).reshape(len(J), -1) * DT / neuron_type.amplitude
+
+
+def test_spikes_and_voltage_follow_equations_4_to_6_by_hand():
+    # input per step (J dt), in thresholds
+    inputs = [3.1, 0.3, 0.3, 0.0, 0.6, -0.4]
+    # by hand, thresholds 2, 1, 0.5, 0.25 in turn, each subtracted where passed:
+    # 3.1 -> 2 and 1 fire, 0.1 left; 0.4 -> 0.25 fires, 0.15; 0.45 -> 0.25, 0.2;
+    # 0.2 -> none; 0.8 -> 0.5 and 0.25 fire, 0.05; -0.35 (signed, no floor) -> none
+    expected_out = [3.0, 0.25, 0.25, 0.0, 0.75, 0.0]
+    expected_voltage = [0.1, 0.15, 0.2, 0.2, 0.05, -0.35]
+    neuron = MultiThresholdIF()
+    voltage, output = np.zeros(1), np.zeros(1)
+    for x, out, v in zip(inputs, expected_out, expected_voltage):
+        neuron.step(DT, np.array([x / DT]), output, voltage)
+        assert output[0] * DT == pytest.approx(out)
+        assert voltage[0] == pytest.approx(v, abs=1e-9)
+    J = np.array(inputs, np.float32)[:, None] / DT
+    np.testing.assert_allclose(engine_outputs(J)[:, 0], expected_out, atol=1e-6)
+    # one threshold alone is IF with subtraction, one spike a step: 3.1 -> 2.1 left,
+    # 2.4 -> 1.4, 1.7 -> 0.7, 0.7 (none), 1.3 -> 0.3, -0.1 (none)
+    assert engine_outputs(J, thresholds=(1.0,))[:, 0].tolist() == [1, 1, 1, 0, 1, 0]
+
+
+def test_same_spikes_in_nengo_nengo_dl_and_the_engine():
+    rng = np.random.default_rng(0)
+    J = rng.normal(600.0, 1500.0, (40, 64)).astype(np.float32)  # up to ~4 thresholds a step
+    neuron = MultiThresholdIF(thresholds=(2.0, 1.0, 0.5, 0.25))
+    reference = nengo_outputs(neuron, J, nengo.Simulator)
+    in_nengo_dl = nengo_outputs(neuron, J, nengo_dl.Simulator)
+    in_engine = engine_outputs(J)
+    np.testing.assert_allclose(in_engine, in_nengo_dl, atol=1e-6)
+    # float64 (NumPy) against float32: the same output per neuron over the run
+    np.testing.assert_allclose(reference.sum(axis=0), in_nengo_dl.sum(axis=0), atol=1e-4)
+    # several spikes in one step: more than one threshold's worth at once
+    assert in_nengo_dl.max() == pytest.approx(3.75)
+    hybrid = nengo_outputs(HybridMultiThresholdIF(), J, nengo_dl.Simulator)
+    np.testing.assert_allclose(hybrid, in_nengo_dl, atol=1e-6)
+    # the rate neuron: what a constant input gives on average
+    assert neuron.rates(np.array([5000.0]), 1.0, 0.0)[0] == pytest.approx(3750.0)
+
+
+def two_layer_net(seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    inp = L.Input((8, 8, 1))
+    h = L.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inp)
+    h = L.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(h)
+    return tf.keras.Model(inp, L.Conv2D(1, 1, name="logits")(h))
+
+
+def test_conversion_with_configured_thresholds_is_recorded_and_refused_on_chip(tmp_path):
+    from nengoseg.loihi.rewrite import from_conversion
+
+    settings = nsconvert.ConversionSettings(neuron_model="multi_threshold",
+                                            thresholds=[4, 2, 1], scale_firing_rates=50.0)
+    converted = nsconvert.convert(two_layer_net(), settings)
+    neuron = converted.neuron_probes["conv1"].target.ensemble.neuron_type
+    assert type(neuron) is MultiThresholdIF and neuron.thresholds == (4.0, 2.0, 1.0)
+    assert neuron.amplitude == pytest.approx(1 / 50.0)
+    description = converted.description
+    assert description.run.thresholds == (4.0, 2.0, 1.0)
+    assert {n.thresholds for n in description.neuron_layers.values()} == {(4.0, 2.0, 1.0)}
+    nsdescription.save(description, tmp_path)
+    loaded = nsdescription.load(tmp_path)
+    assert loaded.neuron_layers["conv2"].thresholds == (4.0, 2.0, 1.0)
+    # a saved conversion rebuilds with its thresholds
+    nsconvert.save_conversion(tmp_path / "snn", converted.keras_model, converted.settings)
+    rebuilt = nsconvert.convert(*nsconvert.load_conversion(tmp_path / "snn"))
+    assert rebuilt.neuron_probes["conv2"].target.ensemble.neuron_type.thresholds == (4, 2, 1)
+    with pytest.raises(ConversionError, match="layer 'conv1' has multi_threshold neurons, which "
+                                              "cannot run on Loihi: a Loihi 1 compartment"):
+        from_conversion(converted)
+
+
+def test_bad_thresholds_are_named():
+    with pytest.raises(ConfigError, match=r"thresholds=\[1, 2\] is not allowed.*strictly"):
+        nsconvert.ConversionSettings(neuron_model="multi_threshold", thresholds=[1, 2])
+    with pytest.raises(ConfigError, match="thresholds=.*neuron_model='loihi', whose neurons "
+                                          "have one threshold.*'multi_threshold'"):
+        nsconvert.ConversionSettings(neuron_model="loihi", thresholds=[2, 1])
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        MultiThresholdIF(thresholds=(1.0, 1.0))
+    record, arrays = nsconvert.convert(
+        two_layer_net(), nsconvert.ConversionSettings(neuron_model="multi_threshold",
+                                                      scale_firing_rates=50.0)
+    ).description.to_dict()
+    record["layers"][1]["neurons"]["thresholds"] = [0.5, 1.0]
+    with pytest.raises(DataError, match="layer 'conv1'.neurons.thresholds"):
+        nsdescription.from_dict(record, arrays)
+
+
+def conversion_error(model, x, neuron_model, n_steps):
+    """Mean absolute error of the converted network's output against the ANN's."""
+    settings = nsconvert.ConversionSettings(
+        neuron_model=neuron_model, normalise="percentile", percentile=99.9, synapse=None,
+        n_steps=n_steps, readout_steps=n_steps, initial_voltage=0.0)
+    converted = nsconvert.convert(model, settings, calibration_data=x)
+    result = run_engine(converted.keras_model, converted=converted, x=x, minibatch_size=len(x),
+                        progress=False)
+    ann = model.predict(x, verbose=0)
+    return float(np.abs(result.outputs.reshape(ann.shape) - ann).mean() / np.abs(ann).mean())
+
+
+def test_converted_network_approaches_the_ann_with_steps_and_beats_one_threshold():
+    model = two_layer_net()
+    x = np.random.default_rng(1).random((8, 8, 8, 1)).astype(np.float32)
+    errors = {t: conversion_error(model, x, "multi_threshold", t) for t in (2, 8, 32)}
+    assert errors[32] < errors[8] < errors[2], errors
+    # at few steps, several thresholds pass more of the input than one
+    single = conversion_error(model, x, "if_subtract", 8)
+    assert errors[8] < 0.7 * single, (errors, single)
+
+
+@pytest.mark.parametrize("engine", ["engine", "nengo-dl"])
+def test_multi_threshold_cotrains(engine):
+    settings = nsconvert.ConversionSettings(neuron_model="multi_threshold",
+                                            scale_firing_rates=200.0, n_steps=8, synapse=0.005)
+    hybrid = hybrid_network(two_layer_net(), settings)
+    assert type(hybrid.neuron_probes["conv1"].target.ensemble.neuron_type) is \
+        HybridMultiThresholdIF
+    batch = 2
+    snn = make_trainable(engine, hybrid, batch)
+    x = np.random.default_rng(0).random((batch, 8, 8, 1)).astype(np.float32)
+    y = (x > 0.5).astype(np.float32).reshape(batch, 1, -1)
+    snn.keras_model.compile(tf.keras.optimizers.Adam(0.05),
+                            {snn.output_name: tf.keras.losses.MeanSquaredError()})
+    inputs = snn.model_inputs(nsconvert.encode_inputs(x, 8))
+    losses = [snn.keras_model.train_on_batch(inputs, {snn.output_name: y}) for _ in range(6)]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_the_registry_offers_it():
+    kind = neuron_kinds.named("multi_threshold")
+    assert neuron_kinds.converted_kind("relu", "multi_threshold") is kind
+    assert neuron_kinds.has_thresholds("multi_threshold")
+    assert not neuron_kinds.has_thresholds("if_subtract")
+    assert "multi_threshold" in neuron_kinds.surrogate_kinds()
