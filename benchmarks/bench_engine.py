@@ -9,9 +9,10 @@ present, else fresh) it times, per image and per time step:
 - NengoDL inference (``nengo_dl.Simulator.predict_on_batch``, ``n_steps`` steps),
 - engine inference (`nengoseg.engine.SpikingEngine.predict_on_batch`),
 - ANN training step (``train_on_batch`` with the config's loss),
-- NengoDL co-training step, engine co-training step and engine BPTT step
-  (``cotrain.method: bptt``, where the network's neurons have a surrogate step;
-  one ``fit`` step of the
+- NengoDL co-training step, engine co-training step, engine BPTT step
+  (``cotrain.method: bptt``, where the network's neurons have a surrogate step) and
+  engine spiking-flow step (``cotrain.method: spiking_flow``, Spiking-UNet); one
+  ``fit`` step of the
   hybrid network with cotrain's losses: readout loss, rate regularisation,
   firing-rate metrics; ``n_steps`` steps per image),
 
@@ -214,6 +215,7 @@ def bench(name, args, rng):
         fns["engine BPTT step"] = cotrain_step("engine", "bptt")
     except ConfigError as err:  # neurons without a surrogate step (e.g. LIF)
         print(f"(no BPTT row: {err})")
+    fns["engine spiking-flow step"] = cotrain_step("engine", "spiking_flow")
     if nengo_dl_on:
         fns["NengoDL co-training step"] = cotrain_step("nengo-dl")
     rows.update(timed_together(fns, args.repeats, slow, args.nengo_dl_repeats))
@@ -224,7 +226,8 @@ def bench(name, args, rng):
     ann_fwd = rows["ANN forward"][0] / B
     ann_train = rows["ANN training step"][0] / B
     order = ["ANN forward", "NengoDL inference", "engine inference", "ANN training step",
-             "NengoDL co-training step", "engine co-training step", "engine BPTT step"]
+             "NengoDL co-training step", "engine co-training step", "engine BPTT step",
+             "engine spiking-flow step"]
     print(f"{'':28s}{'ms/image/step':>14s}{'x ANN':>8s}{'peak RSS MB':>13s}{'rise MB':>9s}")
     for key in order:
         if key not in rows:

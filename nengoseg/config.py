@@ -165,9 +165,11 @@ SCHEMA = {
         # the simulator trained (nengoseg.backends): "engine" (time-batched) or "nengo-dl"
         "engine": choice(DEFAULT_SNN, *SIMULATORS),
         # how gradients cross the spikes: "hybrid" (the rate neuron's gradient, the
-        # co-training paper) or "bptt" (backpropagation through time with the
-        # three-stage paper's triangle surrogate of height surrogate_alpha; engine only)
-        "method": choice("hybrid", "hybrid", "bptt"),
+        # co-training paper), "bptt" (backpropagation through time with the
+        # three-stage paper's triangle surrogate of height surrogate_alpha) or
+        # "spiking_flow" (Spiking-UNet: one gradient pass on the accumulated flows);
+        # the last two in the engine only
+        "method": choice("hybrid", "hybrid", "bptt", "spiking_flow"),
         "surrogate_alpha": number(1.0, low=0, low_open=True),
         "epochs": integer(20, low=1),
         "learning_rate": number(1e-4, low=0, low_open=True),
@@ -247,9 +249,10 @@ def resolve(raw, schema=SCHEMA, prefix="", source="config"):
 
 def _check_consistency(cfg, source):
     cotrain = cfg.get("cotrain")
-    if cotrain and cotrain["method"] == "bptt" and cotrain["engine"] == "nengo-dl":
-        raise ConfigError(f"{source}: 'cotrain.method' bptt needs 'cotrain.engine' engine (the "
-                          "time-batched engine); NengoDL co-trains with method hybrid")
+    if cotrain and cotrain["method"] != "hybrid" and cotrain["engine"] == "nengo-dl":
+        raise ConfigError(f"{source}: 'cotrain.method' {cotrain['method']} needs 'cotrain.engine' "
+                          "engine (the time-batched engine); NengoDL co-trains with method "
+                          "hybrid")
     data = cfg.get("data")
     if not data or "fold" not in data:
         return

@@ -61,6 +61,8 @@ def _label(name, payload):
         return f"Loihi {'emulator' if target == 'sim' else 'board'} (target {target!r})"
     if name == "hybrid_snn" and payload.get("cotrain_method") == "bptt":
         return "BPTT SNN (fine-tuned through time)"
+    if name == "hybrid_snn" and payload.get("cotrain_method") == "spiking_flow":
+        return "spiking-flow SNN (fine-tuned)"
     return ROWS[name]
 
 

@@ -46,7 +46,7 @@ from nengoseg import convert as nsconvert
 from nengoseg.errors import ConfigError, ConversionError, DataError
 from nengoseg.experiment_data import Part
 
-FIT_METHODS = ("hybrid", "bptt")
+FIT_METHODS = ("hybrid", "bptt", "spiking_flow")
 # nengo-loihi's emulator by name: "loihi" with target="sim"
 LOIHI_SIM = "loihi-sim"
 # the readout -> the task nengoseg.evaluate scores
@@ -253,9 +253,12 @@ class SpikingModel:
             surrogate_alpha=1.0, seed=0, check_inputs=None, verbose=0):
         """Fine-tune the spiking network; returns the Keras ``History``.
 
-        ``method``: ``"hybrid"`` (spikes forward, rate-neuron gradients backward) or
+        ``method``: ``"hybrid"`` (spikes forward, rate-neuron gradients backward),
         ``"bptt"`` (backpropagation through time with the triangle surrogate of height
-        ``surrogate_alpha``; engine only, neuron models ``loihi`` or ``if_subtract``).
+        ``surrogate_alpha``; engine only, the neuron kinds with a surrogate step,
+        `nengoseg.neuron_kinds.surrogate_kinds`) or ``"spiking_flow"`` (Spiking-UNet:
+        the spiking run, then one gradient pass on the accumulated flows; engine only,
+        `nengoseg.engine.flow`).
         ``backend``: the simulator that trains, ``"engine"`` or ``"nengo-dl"``.
         ``n_steps``: steps per training example (default: the conversion's).
         ``max_examples``: training examples per epoch (a new random subset each epoch).

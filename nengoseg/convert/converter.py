@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from nengoseg import neuron_kinds
+from nengoseg.convert import skip_factors
 from nengoseg.convert.describe import describe_conversion
 from nengoseg.convert.layers import qcfs_thresholds
 from nengoseg.convert.prepare import prepare_model
@@ -140,6 +141,9 @@ def convert(keras_model, settings=None, calibration_data=None):
     model, output_activation = prepare_model(keras_model)
     _check_layers(model, settings, keras_model.name)
     factors = _normalisation_factors(model, settings, calibration_data, thresholds)
+    if settings.skip_normalisation == "layer":
+        factors = skip_factors.layer_wise(
+            factors, skip_factors.concatenation_sources(model, factors))
     scales = _scales(settings, factors)
     converter = _build(model, settings, scales)
     neurons = _neuron_layers(model, converter)

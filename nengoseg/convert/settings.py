@@ -12,6 +12,7 @@ import numbers
 from typing import Optional, Union
 
 from nengoseg import neuron_kinds
+from nengoseg.convert.skip_factors import SKIP_NORMALISATIONS
 from nengoseg.errors import ConfigError
 
 INPUT_CODINGS = ("constant", "poisson")
@@ -71,6 +72,13 @@ class ConversionSettings:
         computes the quantised ANN (Bu et al. 2022). Threshold balancing as in the
         three-stage paper is ``"percentile"`` with ``percentile=100`` (the maximum) or
         99.9.
+    skip_normalisation
+        ``"connection"`` (default): each neuron layer keeps its own factor, so each part
+        of a skip concatenation fires at its own scale (Spiking-UNet's connection-wise
+        normalisation, which nengoseg's per-layer amplitudes give by construction).
+        ``"layer"``: the neuron layers feeding one concatenation share the largest of
+        their factors, the paper's layer-wise normalisation, for its ablation (see
+        `nengoseg.convert.skip_factors`).
     synapse
         Lowpass time constant (s) on every connection leaving neurons; None = none.
         The papers use 0.005. ``"delay"``: no filtering but a one-step delay on every
@@ -123,6 +131,7 @@ class ConversionSettings:
     normalise: Optional[str] = None
     percentile: float = 99.9
     target_rate_hz: float = 1000.0
+    skip_normalisation: str = "connection"
     synapse: Optional[float] = None
     n_steps: int = 100
     dt: float = 0.001
@@ -152,6 +161,11 @@ class ConversionSettings:
         _check_choice("neuron_model", self.neuron_model, neuron_kinds.neuron_models())
         _check_scales(self.scale_firing_rates)
         _check_choice("normalise", self.normalise, NORMALISATIONS)
+        _check_choice("skip_normalisation", self.skip_normalisation, SKIP_NORMALISATIONS)
+        if self.skip_normalisation != "connection" and self.normalise is None:
+            raise ConfigError(f"skip_normalisation={self.skip_normalisation!r} shares the "
+                              "normalisation factors of a concatenation's parts; allowed "
+                              "with normalise='percentile' or 'qcfs' only")
         _check_number(
             "percentile", self.percentile, low=0, high=100, allowed="a number in (0, 100]"
         )

@@ -32,11 +32,11 @@ import tensorflow as tf
 
 from nengoseg.convert.coding import spike_height
 from nengoseg.convert.layers import SoftLIF
-from nengoseg.engine import dynamics
+from nengoseg.engine import dynamics, flow
 from nengoseg.engine.plan import IDENTITY_LAYERS, MAX_POOLING
 
 INPUT_MODES = ("coded", "images")
-TRAINING_METHODS = ("hybrid", "bptt")
+TRAINING_METHODS = ("hybrid", "bptt", "spiking_flow")
 # inference runs the steps in chunks of about this many images (steps x batch) through
 # the whole network, the neuron and synapse state carried from chunk to chunk: the
 # same results, with tensors small enough to stay in the CPU caches and memory that
@@ -66,10 +66,12 @@ class SpikingEngine(tf.keras.Model):
         False: inference (one fused loop per neuron layer, no gradient).
         True: trainable with ``fit``: the spiking forward pass, the gradient of
         ``method``, and a differentiable synapse.
-    method : "hybrid" or "bptt"
+    method : "hybrid", "bptt" or "spiking_flow"
         (training) "hybrid": hybrid neurons (the rate neuron's gradient, `dynamics.
         hybrid_layer`); "bptt": backpropagation through time with the triangle
-        surrogate of height ``surrogate_alpha`` (`dynamics.bptt_layer`).
+        surrogate of height ``surrogate_alpha`` (`dynamics.bptt_layer`);
+        "spiking_flow": the spiking run without a gradient, then one pass of the
+        gradient on the accumulated flows (`nengoseg.engine.flow`).
     inputs : "coded" or "images"
         "coded": ``(batch, n_steps, H*W*C)`` arrays as NengoDL's input node takes
         (`nengoseg.convert.encode_inputs`). "images": ``(batch, H, W, C)`` images,
@@ -117,6 +119,8 @@ class SpikingEngine(tf.keras.Model):
         self.chunk_images = chunk_images
         # tracked, so that the model's (trainable) weights are these layers' weights
         self.source_layers = [node.layer for node in plan.nodes]
+        if self.hybrid and method == "spiking_flow":  # its forward pass: the inference run
+            self._spiking = SpikingEngine(plan, n_steps, inputs=inputs, chunk_images=chunk_images)
         self._averages = {
             node.name: _AVERAGE_OF_MAX[type(node.layer)].from_config(_pool_config(node.layer))
             for node in plan.nodes
@@ -135,6 +139,8 @@ class SpikingEngine(tf.keras.Model):
             # a generator traces with unknown shapes); the loops take either
             T = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
         self._steps = T
+        if self.hybrid and self.method == "spiking_flow":
+            return flow.flow_call(self, x)
         window = self._window(T)
         chunk = self._chunk_steps(x, T)
         if chunk:
@@ -172,6 +178,11 @@ class SpikingEngine(tf.keras.Model):
                 steps = tf.broadcast_to(readout[None], tf.concat([[T], tf.shape(readout)], 0))
             result["steps"] = tf.transpose(steps, [1, 0] + list(range(2, steps.shape.rank)))
         return result
+
+    def spiking_pass(self, x):
+        """(``spiking_flow`` training) the inference run of the same layers on ``x``: the
+        readout and every neuron layer's rates."""
+        return self._spiking(x)
 
     # ------------------------------------------------------------------ chunked inference
 

@@ -100,7 +100,8 @@ from nengoseg.train.trainable import TrainableSNN  # noqa: F401  (the engines' i
 
 STAGE = "hybrid_snn"
 _METHODS = {"hybrid": "hybrid training (rate gradients)",
-            "bptt": "BPTT (triangle surrogate through time)"}
+            "bptt": "BPTT (triangle surrogate through time)",
+            "spiking_flow": "spiking flow (gradients once, from the accumulated flows)"}
 
 
 def stage_dir(run_dir):

@@ -41,8 +41,8 @@ ENGINES = SIMULATORS  # the spiking simulators that train (nengoseg.backends)
 NOT_AVAILABLE = "engine 'engine' is not available yet, use cotrain.engine: nengo-dl"
 # NengoDL's training unrolls the simulation in its own graph, with its neuron builders'
 # steps under stop_gradient; BPTT through it would mean new builders for every kind
-BPTT_ENGINE_ONLY = ("cotrain.method: bptt runs in the time-batched engine only (cotrain.engine: "
-                    "engine); NengoDL co-trains with cotrain.method: hybrid")
+BPTT_ENGINE_ONLY = ("cotrain.method: bptt and spiking_flow run in the time-batched engine only "
+                    "(cotrain.engine: engine); NengoDL co-trains with cotrain.method: hybrid")
 
 
 # ---------------------------------------------------------------- the engines

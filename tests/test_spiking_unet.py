@@ -1,9 +1,11 @@
-"""Multi-threshold IF neurons (Spiking-UNet eq. 4-6), added through the registry alone.
+"""Spiking-UNet's conversion methods: multi-threshold IF neurons (eq. 4-6), added through
+the registry alone, and connection-wise vs layer-wise normalisation (section 3.3).
 
 Hand computations of the spikes and voltage, the same spikes in Nengo, NengoDL and the
 engine, conversion with configured thresholds recorded in the network description,
 a converted network that approaches its ANN with T (and faster than single-threshold
-IF neurons), BPTT's forward pass (tests/test_bptt.py) and hybrid co-training.
+IF neurons), BPTT's forward pass (tests/test_bptt.py), hybrid co-training, and the
+normalisation factors of a skip concatenation against a hand computation.
 """
 
 import nengo
@@ -187,3 +189,114 @@ def test_the_registry_offers_it():
     assert neuron_kinds.has_thresholds("multi_threshold")
     assert not neuron_kinds.has_thresholds("if_subtract")
     assert "multi_threshold" in neuron_kinds.surrogate_kinds()
+
+
+# ------------------------------------------------------------ connection-wise normalisation
+
+
+def skip_net():
+    """Two parts of very different scale concatenated, as a U-Net's skip and up paths."""
+    tf.keras.utils.set_random_seed(4)
+    inp = L.Input((8, 8, 1))
+    small = L.Conv2D(3, 3, padding="same", activation="relu", name="small",
+                     kernel_initializer=tf.keras.initializers.Constant(0.05))(inp)
+    big = L.Conv2D(3, 3, padding="same", activation="relu", name="big",
+                   kernel_initializer=tf.keras.initializers.Constant(2.0))(small)
+    pooled = L.AveragePooling2D(name="pool")(big)
+    up = L.UpSampling2D(name="up")(pooled)
+    joined = L.Concatenate(name="skip")([small, up])
+    h = L.Conv2D(2, 3, padding="same", activation="relu", name="after")(joined)
+    return tf.keras.Model(inp, L.Conv2D(1, 1, name="logits")(h))
+
+
+@pytest.mark.parametrize("scope", ["connection", "layer"])
+def test_skip_normalisation_factors_equal_a_hand_computation(scope):
+    model = skip_net()
+    x = np.random.default_rng(2).random((6, 8, 8, 1)).astype(np.float32)
+    by_hand = {}
+    for name in ("small", "big", "after"):
+        act = tf.keras.Model(model.input, model.get_layer(name).output)(x).numpy()
+        by_hand[name] = float(np.percentile(act[act > 0], 99.9))
+    assert by_hand["big"] > 10 * by_hand["small"]
+    if scope == "layer":  # the concatenation's two parts (through pool and up) share one
+        by_hand["small"] = by_hand["big"]
+    settings = nsconvert.ConversionSettings(neuron_model="multi_threshold", normalise="percentile",
+                                            skip_normalisation=scope)
+    converted = nsconvert.convert(model, settings, calibration_data=x)
+    assert converted.settings.normalisation_factors == pytest.approx(by_hand, rel=1e-5)
+    # a rebuild from the recorded factors keeps them
+    again = nsconvert.convert(converted.keras_model, converted.settings)
+    assert again.settings.normalisation_factors == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_layer_wise_needs_normalisation():
+    with pytest.raises(ConfigError, match="skip_normalisation='layer'.*normalise='percentile'"):
+        nsconvert.ConversionSettings(skip_normalisation="layer", scale_firing_rates=100.0)
+    with pytest.raises(ConfigError, match="skip_normalisation='channel' is not allowed"):
+        nsconvert.ConversionSettings(skip_normalisation="channel")
+
+
+# ------------------------------------------------------------ spiking-flow fine-tuning
+
+
+@pytest.mark.parametrize("options", [
+    dict(neuron_model="multi_threshold", synapse=None),
+    dict(neuron_model="loihi", synapse=0.005),
+], ids=["multi-threshold-nosyn", "loihi-synapse"])
+def test_spiking_flow_forward_pass_is_the_spiking_run(options):
+    from nengoseg.train import cotrain
+
+    settings = nsconvert.ConversionSettings(scale_firing_rates=400.0, n_steps=12, **options)
+    hybrid = cotrain.hybrid_network(skip_net(), settings)
+    batch = 3
+    snn = cotrain.make_trainable("engine", hybrid, batch, method="spiking_flow")
+    x = np.random.default_rng(5).random((batch, 8, 8, 1)).astype(np.float32)
+    coded = nsconvert.encode_inputs(x, 12)
+    out = snn.keras_model(snn.model_inputs(coded), training=True)
+    rebuilt = nsconvert.convert(hybrid.keras_model, hybrid.settings)
+    spiking = run_engine(rebuilt.keras_model, converted=rebuilt, x=x, minibatch_size=batch,
+                         progress=False)
+    np.testing.assert_allclose(np.asarray(out[snn.output_name]).reshape(batch, -1),
+                               spiking.outputs.reshape(batch, -1), atol=1e-5)
+    for layer, key in snn.rate_names.items():  # the measured rates (times the amplitude)
+        amplitude = hybrid.neuron_probes[layer].target.ensemble.neuron_type.amplitude
+        np.testing.assert_allclose(np.asarray(out[key]).mean() / amplitude,
+                                   spiking.firing_rates_hz[layer], rtol=1e-4)
+
+
+def test_spiking_flow_fine_tuning_lowers_the_spiking_loss():
+    """Multi-threshold conversion at 6 steps, then spiking-flow fine-tuning: the spiking
+    network's own loss falls, with one gradient pass per batch."""
+    from nengoseg.train import cotrain
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 8, 8, 1)).astype(np.float32)
+    y = (x > 0.6).astype(np.float32)
+    steps = 6
+    settings = nsconvert.ConversionSettings(neuron_model="multi_threshold",
+                                            scale_firing_rates=300.0, synapse=None,
+                                            n_steps=steps, readout_steps=steps)
+    model = two_layer_net()
+
+    def spiking_loss(converted):
+        result = run_engine(converted.keras_model, converted=converted, x=x,
+                            minibatch_size=len(x), progress=False)
+        return float(tf.reduce_mean(tf.keras.losses.binary_crossentropy(
+            y, result.outputs.reshape(y.shape), from_logits=True)))
+
+    hybrid = cotrain.hybrid_network(model, settings)
+    before = spiking_loss(nsconvert.convert(model, settings))
+    snn = cotrain.make_trainable("engine", hybrid, len(x), method="spiking_flow")
+    cotrain.compile_cotraining(snn, tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                               cotrain.task_metric("binary"), steps, 1e-2)
+    targets = {snn.output_name: y.reshape(len(x), 1, -1)}
+    targets.update({k: np.zeros((len(x), 1, 1), np.float32) for k in snn.rate_names.values()})
+    inputs = snn.model_inputs(nsconvert.encode_inputs(x, steps))
+    for _ in range(30):
+        snn.keras_model.train_on_batch(inputs, targets)
+    exported = cotrain.export_model(hybrid.keras_model, snn.trained_weights(),
+                                    hybrid.settings.output_activation)
+    after = spiking_loss(nsconvert.convert(exported, settings))
+    assert after < 0.8 * before, (before, after)
+    with pytest.raises(ConfigError, match="bptt and spiking_flow run in the time-batched engine"):
+        cotrain.make_trainable("nengo-dl", hybrid, 2, method="spiking_flow")
