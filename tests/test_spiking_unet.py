@@ -300,3 +300,38 @@ def test_spiking_flow_fine_tuning_lowers_the_spiking_loss():
     assert after < 0.8 * before, (before, after)
     with pytest.raises(ConfigError, match="bptt and spiking_flow run in the time-batched engine"):
         cotrain.make_trainable("nengo-dl", hybrid, 2, method="spiking_flow")
+
+
+# ------------------------------------------------------------ the ablation, one command
+
+
+def test_the_ablation_script_fills_the_table(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from nengoseg import cli
+    from test_cli_snn import TINY
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "spiking_unet_ablation.py"
+    spec = importlib.util.spec_from_file_location("spiking_unet_ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    cfg, run_dir = tmp_path / "tiny.yaml", tmp_path / "run"
+    cfg.write_text(TINY)
+    args = ["--config", str(cfg), "--run-dir", str(run_dir), "--steps", "4"]
+    with pytest.raises(DataError, match=r"run[/\\]ann[/\\]model.h5: no trained ANN"):
+        ablation.main(args)
+    assert cli.main(["train-ann", "--config", str(cfg), "--run-dir", str(run_dir)]) == 0
+    ablation.main([*args, "--epochs", "1", "--max-examples", "8", "--method", "spiking_flow"])
+    result = json.loads((run_dir / "ablation" / "ablation.json").read_text())
+    cells = {(row["normalisation"], row["neuron"]) for row in result["rows"]}
+    assert cells == {(s, n) for s in ("layer", "connection")
+                     for n in ("if_subtract", "multi_threshold")}
+    for row in result["rows"]:
+        for stage in ("converted", "fine_tuned"):
+            assert 0 <= row[stage]["dice_3d_mean"] <= 1
+            assert row[stage]["mean_firing_rate_hz"] >= 0
+    table = (run_dir / "ablation" / "ablation.md").read_text()
+    assert table.count("\n| layer |") == 2 and table.count("\n| connection |") == 2
+    assert "spiking_flow" in table and table in capsys.readouterr().out
