@@ -133,6 +133,9 @@ SCHEMA = {
         "n_folds": integer(5, low=2),
         "fold": integer(0, low=0),
         "max_subjects": integer(None, low=3, optional=True),
+        # isbi2012: the class that is 1, "membrane" (label 0 on disk) or "cell" (255,
+        # the class the Spiking-UNet paper's F1 scores)
+        "foreground": choice("membrane", "membrane", "cell"),
     },
     "model": {
         "kind": choice("unet", "cae", "unet", "locnet"),
@@ -202,6 +205,9 @@ SCHEMA = {
         "minibatch_size": integer(16, low=1),
         # training examples used for data-based (percentile) normalisation
         "calibration_examples": integer(256, low=1),
+        # the report's columns: "dice" (Dice per slice and per subject) or "pixel"
+        # (the Spiking-UNet paper's F1, JS and ACC per image or subject)
+        "table": choice("dice", "dice", "pixel"),
     },
 }
 

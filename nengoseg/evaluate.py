@@ -1,7 +1,9 @@
 """Score predictions the way the papers report them.
 
 Segmentation: Dice per 2D slice and per 3D subject (mean and std), F1, Jaccard and
-pixel accuracy. Boxes: mean IoU. The predictions are the network's output logits
+pixel accuracy over all pixels, and Jaccard and pixel accuracy per subject (or image:
+the groups of the examples; mean and std, as the Spiking-UNet paper reports them, its
+F1 being the Dice per subject). Boxes: mean IoU. The predictions are the network's output logits
 (the ANN's, or the SNN readout), so the same function scores every stage.
 """
 
@@ -38,6 +40,10 @@ def score(task, predictions, part, threshold=0.5):
     d2_mean, d2_std = metrics.mean_std(metrics.dice_per_slice(pred, true))
     per_subject = metrics.dice_per_subject(pred, true, part.groups)
     d3_mean, d3_std = metrics.mean_std(list(per_subject.values()))
+    js_mean, js_std = metrics.mean_std(list(
+        metrics.per_subject(metrics.jaccard, pred, true, part.groups).values()))
+    acc_mean, acc_std = metrics.mean_std(list(
+        metrics.per_subject(metrics.pixel_accuracy, pred, true, part.groups).values()))
     return {
         "dice_2d_mean": d2_mean,
         "dice_2d_std": d2_std,
@@ -46,6 +52,11 @@ def score(task, predictions, part, threshold=0.5):
         "f1": float(metrics.f1_score(pred, true)),
         "jaccard": float(metrics.jaccard(pred, true)),
         "pixel_accuracy": float(metrics.pixel_accuracy(pred, true)),
+        # per subject or image, as the Spiking-UNet paper averages F1 (= Dice 3D), JS, ACC
+        "jaccard_3d_mean": js_mean,
+        "jaccard_3d_std": js_std,
+        "accuracy_3d_mean": acc_mean,
+        "accuracy_3d_std": acc_std,
         "threshold": threshold,
         "n_slices": int(len(pred)),
         "n_subjects": len(per_subject),

@@ -111,7 +111,7 @@ def _hippocampus(data_cfg):
 
 
 def _isbi2012(data_cfg):
-    x, y, names = nsdata.load_isbi2012(resolve_root(data_cfg["root"]))
+    x, y, names = nsdata.load_isbi2012(resolve_root(data_cfg["root"]), data_cfg["foreground"])
     if data_cfg["normalise"] == "zero_mean":
         x = np.stack([nsdata.normalise_volume(img, "zero_mean") for img in x])
     h, w = data_cfg["size"]

@@ -78,12 +78,18 @@ def dice_per_subject(pred, true, subjects):
     ``subjects`` gives the subject id of each slice (first axis). Returns
     ``{subject: dice}`` in the order subjects first appear, with plain Python keys.
     """
+    return per_subject(dice, pred, true, subjects)
+
+
+def per_subject(metric, pred, true, subjects):
+    """``{subject: metric(pred, true)}`` with each subject's slices scored as one volume
+    (see `dice_per_subject`)."""
     pred, true = _masks(pred, true)
     subjects = np.asarray(subjects)
     if subjects.shape != (len(pred),):
         raise ValueError(f"{len(pred)} slices but subject ids of shape {subjects.shape}")
     return {
-        subject: dice(pred[subjects == subject], true[subjects == subject])
+        subject: metric(pred[subjects == subject], true[subjects == subject])
         for subject in dict.fromkeys(subjects.tolist())
     }
 

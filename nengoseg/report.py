@@ -1,6 +1,7 @@
 """report.md: the papers' table from results.json, with stage timings and figures.
 
-Columns: model, Dice 2D, Dice 3D (mean IoU for box regression), average firing
+Columns: model, Dice 2D, Dice 3D (mean IoU for box regression; with ``evaluate.table:
+pixel``, the Spiking-UNet paper's F1, JS and ACC per image or subject), average firing
 rate and the energy estimate per inference that the Loihi stage computes
 (``results["stages"]["loihi"]["energy"]``, see `nengoseg.loihi`).
 """
@@ -66,13 +67,20 @@ def _label(name, payload):
     return ROWS[name]
 
 
-def table(results):
-    """The papers' table of every stage in ``results`` (markdown)."""
+# evaluate.table: "pixel" -> (column, score key prefix): each the mean ± std per subject
+PIXEL_COLUMNS = (("F1", "dice_3d"), ("JS", "jaccard_3d"), ("ACC", "accuracy_3d"))
+
+
+def table(results, columns="dice"):
+    """The papers' table of every stage in ``results`` (markdown); ``columns``: "dice",
+    or "pixel" for F1, JS and ACC (`PIXEL_COLUMNS`)."""
     names = [name for name in ROWS if name in results["stages"] and _scores(results["stages"][name])]
     if not names:
         return "(no results yet)\n"
     boxes = "iou_mean" in _scores(results["stages"][names[0]])
-    metric = ["mean IoU"] if boxes else ["Dice 2D", "Dice 3D"]
+    pixel = columns == "pixel" and not boxes
+    metric = (["mean IoU"] if boxes else [c for c, _ in PIXEL_COLUMNS] if pixel
+              else ["Dice 2D", "Dice 3D"])
     head = ["model", *metric, "avg. firing rate", "energy / inference (Loihi)",
             "energy (45 nm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -80,6 +88,9 @@ def table(results):
     def row(label, s, rate, name):
         if boxes:
             cells = [f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}"]
+        elif pixel:
+            cells = [f"{s[f'{key}_mean']:.4f} ± {s[f'{key}_std']:.4f}" if f"{key}_mean" in s
+                     else "N/A" for _, key in PIXEL_COLUMNS]
         else:
             cells = [
                 f"{s['dice_2d_mean']:.4f} ± {s['dice_2d_std']:.4f}",
@@ -133,11 +144,21 @@ def _notes(results):
     return notes
 
 
+def _columns(run_dir):
+    """``evaluate.table`` of the run's config.yaml ("dice" where it has none)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return "dice"
+    from nengoseg.config import load_config
+
+    return load_config(path)["evaluate"]["table"]
+
+
 def write_report(run_dir, timings=None, figures=None):
     """Write RUN/report.md from RUN/results.json (plus stage timings and figures); return the table."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    text = table(results)
+    text = table(results, _columns(run_dir))
     parts = [f"# {run_dir.name}\n", text]
     notes = _notes(results)
     if notes:
