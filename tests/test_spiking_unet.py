@@ -27,6 +27,7 @@ from nengoseg.neuron_kinds.multi_threshold import (
     MultiThresholdIF,
 )
 from nengoseg.train.cotrain import hybrid_network, make_trainable
+from test_neuron_kinds import nengo_spikes
 
 DT = 0.001
 L = tf.keras.layers
@@ -40,19 +41,6 @@ def engine_outputs(J, thresholds=PAPER_THRESHOLDS):
     outputs, _ = dynamics.simulate(spec, dynamics.constants(spec, DT), tf.constant(J[:, None]),
                                    len(J), static=False)
     return outputs["raw"].numpy()[:, 0] * DT
-
-
-def nengo_outputs(neuron_type, J, simulator):
-    with nengo.Network(seed=0) as net:
-        node = nengo.Node(nengo.processes.PresentInput(J, DT))
-        ens = nengo.Ensemble(J.shape[1], 1, neuron_type=neuron_type,
-                             gain=nengo.dists.Choice([1.0]), bias=nengo.dists.Choice([0.0]))
-        nengo.Connection(node, ens.neurons, synapse=None)
-        probe = nengo.Probe(ens.neurons, synapse=None)
-    kwargs = {"progress_bar": False} if simulator is nengo_dl.Simulator else {}
-    with simulator(net, dt=DT, **kwargs) as sim:
-        sim.run_steps(len(J))
-    return np.asarray(sim.data[probe]).reshape(len(J), -1) * DT / neuron_type.amplitude
 
 
 def test_spikes_and_voltage_follow_equations_4_to_6_by_hand():
@@ -80,15 +68,15 @@ def test_same_spikes_in_nengo_nengo_dl_and_the_engine():
     rng = np.random.default_rng(0)
     J = rng.normal(600.0, 1500.0, (40, 64)).astype(np.float32)  # up to ~4 thresholds a step
     neuron = MultiThresholdIF(thresholds=(2.0, 1.0, 0.5, 0.25))
-    reference = nengo_outputs(neuron, J, nengo.Simulator)
-    in_nengo_dl = nengo_outputs(neuron, J, nengo_dl.Simulator)
+    reference = nengo_spikes(neuron, J, nengo.Simulator)
+    in_nengo_dl = nengo_spikes(neuron, J, nengo_dl.Simulator)
     in_engine = engine_outputs(J)
     np.testing.assert_allclose(in_engine, in_nengo_dl, atol=1e-6)
     # float64 (NumPy) against float32: the same output per neuron over the run
     np.testing.assert_allclose(reference.sum(axis=0), in_nengo_dl.sum(axis=0), atol=1e-4)
     # several spikes in one step: more than one threshold's worth at once
     assert in_nengo_dl.max() == pytest.approx(3.75)
-    hybrid = nengo_outputs(HybridMultiThresholdIF(), J, nengo_dl.Simulator)
+    hybrid = nengo_spikes(HybridMultiThresholdIF(), J, nengo_dl.Simulator)
     np.testing.assert_allclose(hybrid, in_nengo_dl, atol=1e-6)
     # the rate neuron: what a constant input gives on average
     assert neuron.rates(np.array([5000.0]), 1.0, 0.0)[0] == pytest.approx(3750.0)

@@ -33,7 +33,7 @@ from nengo.params import NumberParam
 from nengo_dl.neuron_builders import RectifiedLinearBuilder
 
 from nengoseg.neuron_kinds.registry import NeuronKind, register
-from nengoseg.neuron_kinds.standard import relu_rate
+from nengoseg.neuron_kinds.standard import ReLUGradient, relu_rate, voltage_step
 from nengoseg.neurons import HybridStep
 
 
@@ -109,21 +109,13 @@ class HybridIFSubtract(IFSubtract):
     """`IFSubtract` trained with the rectified linear gradient (spikes forward)."""
 
 
-class HybridIFSubtractBuilder(HybridStep, IFSubtractBuilder):
+class HybridIFSubtractBuilder(ReLUGradient, HybridStep, IFSubtractBuilder):
     """NengoDL builder for `HybridIFSubtract`: `IFSubtractBuilder.step` forward,
     ``RectifiedLinearBuilder.step`` backward."""
 
-    def rate_step(self, J, dt):
-        return RectifiedLinearBuilder.step(self, J, dt)
-
-
-def _step(params, J, state):
-    out, voltage = IFSubtractBuilder.step(params, J, params.dt, state[0])
-    return out, [voltage]
-
 
 def _surrogate_step(params, J, state, spike):
-    """`_step` with the spike from ``spike`` and the reset as arithmetic (for BPTT)."""
+    """The step with the spike from ``spike`` and the reset as arithmetic (for BPTT)."""
     voltage = state[0] + J * params.dt
     spiked = spike(voltage - params.one)
     voltage = tf.maximum(voltage - spiked, params.min_voltage)
@@ -137,7 +129,7 @@ IF_SUBTRACT = register(NeuronKind(
     types={IFSubtract: True},
     state=("voltage",),
     rate=relu_rate,
-    step=_step,
+    step=voltage_step(IFSubtractBuilder),
     surrogate_step=_surrogate_step,
     hybrid_type=HybridIFSubtract,
     make_hybrid=lambda n, sigma: HybridIFSubtract(

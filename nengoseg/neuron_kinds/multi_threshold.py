@@ -50,7 +50,7 @@ from nengo.params import NumberParam, TupleParam
 from nengo_dl.neuron_builders import RectifiedLinearBuilder
 
 from nengoseg.neuron_kinds.registry import NeuronKind, register
-from nengoseg.neuron_kinds.standard import relu_rate
+from nengoseg.neuron_kinds.standard import ReLUGradient, relu_rate, voltage_step
 from nengoseg.neurons import HybridStep
 
 # the paper's thresholds, in units of the layer threshold (section 4.4, Table 4)
@@ -159,21 +159,13 @@ class HybridMultiThresholdIF(MultiThresholdIF):
     """`MultiThresholdIF` trained with the rectified linear gradient (spikes forward)."""
 
 
-class HybridMultiThresholdBuilder(HybridStep, MultiThresholdBuilder):
+class HybridMultiThresholdBuilder(ReLUGradient, HybridStep, MultiThresholdBuilder):
     """NengoDL builder for `HybridMultiThresholdIF`: `MultiThresholdBuilder.step`
     forward, ``RectifiedLinearBuilder.step`` backward."""
 
-    def rate_step(self, J, dt):
-        return RectifiedLinearBuilder.step(self, J, dt)
-
-
-def _step(params, J, state):
-    out, voltage = MultiThresholdBuilder.step(params, J, params.dt, state[0])
-    return out, [voltage]
-
 
 def _surrogate_step(params, J, state, spike):
-    """`_step` with each threshold's spike from ``spike(voltage - threshold)`` and the
+    """The step with each threshold's spike from ``spike(voltage - threshold)`` and the
     resets as arithmetic (for BPTT)."""
     voltage = state[0] + J * params.dt
     out = tf.zeros_like(voltage)
@@ -192,7 +184,7 @@ MULTI_THRESHOLD = register(NeuronKind(
     types={MultiThresholdIF: True},
     state=("voltage",),
     rate=relu_rate,
-    step=_step,
+    step=voltage_step(MultiThresholdBuilder),
     surrogate_step=_surrogate_step,
     hybrid_type=HybridMultiThresholdIF,
     make_hybrid=lambda n, sigma: HybridMultiThresholdIF(

@@ -50,14 +50,26 @@ def softlif_rate(params, J):
     return SoftLIFRateBuilder.step(params, J, params.dt)
 
 
-def _relu_step(params, J, state):
-    out, voltage = SpikingRectifiedLinearBuilder.step(params, J, params.dt, state[0])
-    return out, [voltage]
+def voltage_step(builder):
+    """The registry ``step`` of a kind whose only state is its voltage: ``builder``'s
+    (a NengoDL neuron builder's) own step function."""
+
+    def step(params, J, state):
+        out, voltage = builder.step(params, J, params.dt, state[0])
+        return out, [voltage]
+
+    return step
 
 
-def _loihi_relu_step(params, J, state):
-    out, voltage = LoihiSpikingRectifiedLinearBuilder.step(params, J, params.dt, state[0])
-    return out, [voltage]
+class ReLUGradient:
+    """Hybrid builder mixin: the backward pass is the rectified linear rate's."""
+
+    def rate_step(self, J, dt):
+        return RectifiedLinearBuilder.step(self, J, dt)
+
+
+_relu_step = voltage_step(SpikingRectifiedLinearBuilder)
+_loihi_relu_step = voltage_step(LoihiSpikingRectifiedLinearBuilder)
 
 
 def _loihi_relu_surrogate_step(params, J, state, spike):
