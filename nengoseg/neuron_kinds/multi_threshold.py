@@ -42,13 +42,13 @@ module: the Nengo type, the NengoDL builders, the hybrid type and the registry r
 
 from types import SimpleNamespace
 
-import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import BuildError
-from nengo.params import NumberParam, TupleParam
+from nengo.params import TupleParam
 from nengo_dl.neuron_builders import RectifiedLinearBuilder
 
+from nengoseg.neuron_kinds.if_subtract import IFSubtract
 from nengoseg.neuron_kinds.registry import NeuronKind, register
 from nengoseg.neuron_kinds.standard import ReLUGradient, relu_rate, voltage_step
 from nengoseg.neurons import HybridStep
@@ -57,8 +57,9 @@ from nengoseg.neurons import HybridStep
 PAPER_THRESHOLDS = (2.0, 1.0, 0.5, 0.25)
 
 
-class MultiThresholdIF(nengo.neurons.NeuronType):
-    """Multi-threshold integrate-and-fire neuron (see the module docstring).
+class MultiThresholdIF(IFSubtract):
+    """Multi-threshold integrate-and-fire neuron (see the module docstring): `IFSubtract`
+    with several thresholds (one threshold of 1 is `IFSubtract`).
 
     Parameters
     ----------
@@ -73,26 +74,12 @@ class MultiThresholdIF(nengo.neurons.NeuronType):
         Initial ``voltage`` (default 0).
     """
 
-    state = {"voltage": nengo.dists.Choice([0])}
-    spiking = True
-    negative = False
-
-    amplitude = NumberParam("amplitude", low=0, low_open=True)
     thresholds = TupleParam("thresholds")
-    min_voltage = NumberParam("min_voltage", high=0)
 
     def __init__(self, amplitude=1, thresholds=PAPER_THRESHOLDS, min_voltage=-np.inf,
                  initial_state=None):
-        super().__init__(initial_state)
-        self.amplitude = amplitude
+        super().__init__(amplitude, min_voltage, initial_state)
         self.thresholds = check_thresholds(thresholds)
-        self.min_voltage = min_voltage
-
-    def gain_bias(self, max_rates, intercepts):
-        return nengo.RectifiedLinear.gain_bias(self, max_rates, intercepts)
-
-    def max_rates_intercepts(self, gain, bias):
-        return nengo.RectifiedLinear.max_rates_intercepts(self, gain, bias)
 
     def rates(self, x, gain, bias):
         """The rate for a constant input: ``amplitude * clip(J, 0, sum(thresholds) / dt)``
