@@ -117,7 +117,7 @@ SCHEMA = {
     "name": run_name("experiment"),
     "seed": integer(0, low=0),
     "data": {
-        "dataset": choice("hippocampus", "hippocampus", "isbi2012", "airplanes"),
+        "dataset": choice("hippocampus", "hippocampus", "isbi2012", "drive", "airplanes"),
         # a folder, or "sample:hippocampus" for the sample shipped inside the package;
         # relative paths are resolved against the current working directory
         "root": text("sample:hippocampus", optional=True),

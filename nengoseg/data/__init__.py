@@ -1,5 +1,6 @@
-"""Data loading for nengoseg: hippocampus MRI volumes, ISBI 2012 EM, Caltech airplanes,
-denoising test sets; normalisation, padding, 2D slices and subject-wise splits.
+"""Data loading for nengoseg: hippocampus MRI volumes, ISBI 2012 EM, DRIVE retinal vessels,
+Caltech airplanes, denoising test sets; normalisation, padding, 2D slices and subject-wise
+splits.
 
 Loaders only read (never write into a data folder) and raise
 :class:`~nengoseg.errors.DataError` naming the file for bad data.
@@ -7,6 +8,7 @@ Loaders only read (never write into a data folder) and raise
 
 from nengoseg.data.airplanes import load_airplanes
 from nengoseg.data.denoising import load_denoising
+from nengoseg.data.drive import DriveSet, load_drive
 from nengoseg.data.hippocampus import (
     SliceSet,
     load_hippocampus,
@@ -25,12 +27,14 @@ from nengoseg.data.volumes import (
 )
 
 __all__ = [
+    "DriveSet",
     "SliceSet",
     "Volume",
     "find_pairs",
     "kfold_subjects",
     "load_airplanes",
     "load_denoising",
+    "load_drive",
     "load_hippocampus",
     "load_isbi2012",
     "load_volume",
