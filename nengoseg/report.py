@@ -21,6 +21,11 @@ ROWS = {
     "evaluate_ann": "ANN (nengoseg evaluate)",
     "evaluate_snn": "SNN (nengoseg evaluate)",
 }
+# the co-trained row's label for the fine-tuning methods other than hybrid
+METHOD_ROWS = {
+    "bptt": "BPTT SNN (fine-tuned through time)",
+    "spiking_flow": "spiking-flow SNN (fine-tuned)",
+}
 # row -> key of the Loihi stage's energy estimates
 ENERGY_KEYS = {
     "ann": "ann",
@@ -60,10 +65,8 @@ def _label(name, payload):
     if name == "loihi":
         target = payload.get("target", "sim")
         return f"Loihi {'emulator' if target == 'sim' else 'board'} (target {target!r})"
-    if name == "hybrid_snn" and payload.get("cotrain_method") == "bptt":
-        return "BPTT SNN (fine-tuned through time)"
-    if name == "hybrid_snn" and payload.get("cotrain_method") == "spiking_flow":
-        return "spiking-flow SNN (fine-tuned)"
+    if name == "hybrid_snn" and payload.get("cotrain_method") in METHOD_ROWS:
+        return METHOD_ROWS[payload["cotrain_method"]]
     return ROWS[name]
 
 

@@ -279,17 +279,17 @@ def _check_choice(key, value, choices):
 def _check_thresholds(thresholds, neuron_model):
     """``thresholds`` as a tuple; ConfigError unless they are numbers > 0, strictly
     decreasing, for a neuron model whose neurons take thresholds."""
-    values = tuple(thresholds) if isinstance(thresholds, (list, tuple)) else None
-    if not values or not all(_is_number(t) and math.isfinite(t) and t > 0 for t in values) or any(
-            a <= b for a, b in zip(values, values[1:])):
+    try:
+        values = neuron_kinds.check_thresholds(thresholds)
+    except ValueError:
         raise ConfigError(f"thresholds={thresholds!r} is not allowed; allowed: None or a list of "
-                          "numbers > 0, strictly decreasing (e.g. [2, 1, 0.5, 0.25])")
+                          "numbers > 0, strictly decreasing (e.g. [2, 1, 0.5, 0.25])") from None
     if not neuron_kinds.has_thresholds(neuron_model):
         takes = [m for m in neuron_kinds.neuron_models() if neuron_kinds.has_thresholds(m)]
         raise ConfigError(f"thresholds={list(values)!r} is not allowed with neuron_model="
                           f"{neuron_model!r}, whose neurons have one threshold; allowed with "
                           f"neuron_model: {', '.join(map(repr, takes))}")
-    return tuple(float(t) for t in values)
+    return values
 
 
 def _check_scales(scales):

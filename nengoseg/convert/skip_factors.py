@@ -32,24 +32,24 @@ def concatenation_sources(model, neuron_layers):
         if layer.name in neuron_layers:
             return [layer.name]
         found = []
-        for node in layer._inbound_nodes:  # Keras 2: the layer's calls in this model
-            inbound = node.inbound_layers
-            for parent in inbound if isinstance(inbound, (list, tuple)) else [inbound]:
-                if parent.name not in seen:
-                    seen.add(parent.name)
-                    found += sources(parent, seen)
+        for parent in _parents(layer):
+            if parent.name not in seen:
+                seen.add(parent.name)
+                found += sources(parent, seen)
         return found
 
-    groups = {}
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.Concatenate):
-            names = []
-            for node in layer._inbound_nodes:
-                inbound = node.inbound_layers
-                for parent in inbound if isinstance(inbound, (list, tuple)) else [inbound]:
-                    names += sources(parent, {parent.name})
-            groups[layer.name] = list(dict.fromkeys(names))
-    return groups
+    return {
+        layer.name: list(dict.fromkeys(
+            name for parent in _parents(layer) for name in sources(parent, {parent.name})))
+        for layer in model.layers if isinstance(layer, tf.keras.layers.Concatenate)
+    }
+
+
+def _parents(layer):
+    """The layers whose outputs ``layer`` takes (Keras 2: its inbound nodes)."""
+    for node in layer._inbound_nodes:
+        inbound = node.inbound_layers
+        yield from inbound if isinstance(inbound, (list, tuple)) else [inbound]
 
 
 def layer_wise(factors, groups):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengoseg.data.imagefile import read_image
+from nengoseg.data.imagefile import check_label, read_image
 from nengoseg.errors import DataError
 
 IMAGE_NAME = re.compile(r"(\d+)_(training|test)\.tiff?")
@@ -132,16 +132,5 @@ def _read_binary(path, image_path, shape, kind, meaning):
     """
     if not path.is_file():
         raise DataError(f"{image_path}: image has no {kind}; expected {path}")
-    array = read_image(path, ("GIF",), mode="L")
-    if array.shape != shape:
-        raise DataError(
-            f"{path}: {kind} shape {array.shape} differs from the image's {shape} "
-            f"({image_path}); expected the same shape"
-        )
-    unexpected = np.setdiff1d(np.unique(array), LABEL_VALUES)
-    if unexpected.size:
-        raise DataError(
-            f"{path}: {kind} values {unexpected.tolist()} are not allowed; "
-            f"expected only {LABEL_VALUES} (255 = {meaning})"
-        )
-    return array
+    return check_label(read_image(path, ("GIF",), mode="L"), path, image_path, shape,
+                       LABEL_VALUES, f"255 = {meaning}", kind)

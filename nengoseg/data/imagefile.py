@@ -58,6 +58,24 @@ def read_image(path, formats, mode=None, modes=None):
     return array
 
 
+def check_label(array, path, image_path, shape, values, meaning, kind="label"):
+    """``array``, the ``kind`` (label or mask) read from ``path`` for ``image_path``:
+    DataError naming the file unless it has the image's ``shape`` and only ``values``
+    (``meaning`` says what they stand for, e.g. "255 = vessel")."""
+    if array.shape != shape:
+        raise DataError(
+            f"{path}: {kind} shape {array.shape} differs from the image's {shape} "
+            f"({image_path}); expected the same shape"
+        )
+    unexpected = np.setdiff1d(np.unique(array), values)
+    if unexpected.size:
+        raise DataError(
+            f"{path}: {kind} values {unexpected.tolist()} are not allowed; "
+            f"expected only {values} ({meaning})"
+        )
+    return array
+
+
 def one_line(text, limit=200):
     """``text`` on one line (whitespace runs become one space), cut to ``limit`` characters."""
     text = " ".join(str(text).split())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nengoseg.data.imagefile import read_image
+from nengoseg.data.imagefile import check_label, read_image
 from nengoseg.errors import ConfigError, DataError
 
 FOREGROUNDS = ("membrane", "cell")
@@ -73,16 +73,7 @@ def _load_pair(image_path, label_path):
     """An image and its label, checked: same shape, label values 0 and 255 only."""
     if not label_path.is_file():
         raise DataError(f"{image_path}: image has no label; expected {label_path}")
-    image, label = _read_gray(image_path), _read_gray(label_path)
-    if label.shape != image.shape:
-        raise DataError(
-            f"{label_path}: label shape {label.shape} differs from the image's {image.shape} "
-            f"({image_path}); expected the same shape"
-        )
-    unexpected = np.setdiff1d(np.unique(label), LABEL_VALUES)
-    if unexpected.size:
-        raise DataError(
-            f"{label_path}: label values {unexpected.tolist()} are not allowed; "
-            f"expected only {LABEL_VALUES} (0 = membrane, 255 = cell interior)"
-        )
+    image = _read_gray(image_path)
+    label = check_label(_read_gray(label_path), label_path, image_path, image.shape,
+                        LABEL_VALUES, "0 = membrane, 255 = cell interior")
     return image, label

@@ -341,7 +341,14 @@ def _neurons(check, raw, at, name, arrays, n):
 
 
 def _thresholds(values, empty):
-    """Numbers > 0, strictly decreasing (or none, where ``empty``)."""
-    return isinstance(values, (list, tuple)) and (empty or len(values) > 0) and all(
-        _number(t, positive=True) for t in values) and all(a > b for a, b in zip(values,
-                                                                                   values[1:]))
+    """Numbers > 0, strictly decreasing (`nengoseg.neuron_kinds.check_thresholds`), or an
+    empty list where ``empty``."""
+    from nengoseg import neuron_kinds
+
+    if empty and isinstance(values, (list, tuple)) and not values:
+        return True
+    try:
+        neuron_kinds.check_thresholds(values)
+    except ValueError:
+        return False
+    return True

@@ -11,6 +11,7 @@ from nengoseg.neuron_kinds.registry import (
     ACTIVATIONS,
     NeuronKind,
     activation_of,
+    check_thresholds,
     converted_kind,
     has_thresholds,
     hybrid_of,
@@ -28,7 +29,7 @@ from nengoseg.neuron_kinds.registry import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "NeuronKind", "activation_of", "converted_kind", "has_thresholds",
+    "ACTIVATIONS", "NeuronKind", "activation_of", "check_thresholds", "converted_kind", "has_thresholds",
     "hybrid_of", "kinds", "named", "neuron_models", "of_type", "on_chip_types", "rate_neuron",
     "register", "surrogate_kinds", "swap_to_hybrid", "with_initial_voltage", "with_thresholds",
 ]

@@ -49,7 +49,7 @@ from nengo.params import TupleParam
 from nengo_dl.neuron_builders import RectifiedLinearBuilder
 
 from nengoseg.neuron_kinds.if_subtract import IFSubtract
-from nengoseg.neuron_kinds.registry import NeuronKind, register
+from nengoseg.neuron_kinds.registry import NeuronKind, check_thresholds, register
 from nengoseg.neuron_kinds.standard import ReLUGradient, relu_rate, voltage_step
 from nengoseg.neurons import HybridStep
 
@@ -96,17 +96,6 @@ class MultiThresholdIF(IFSubtract):
             out += spiked * threshold
         output[...] = out * (self.amplitude / dt)
         np.maximum(voltage, self.min_voltage, out=voltage)
-
-
-def check_thresholds(thresholds):
-    """``thresholds`` as a tuple of floats; ValueError unless they are numbers > 0 in
-    strictly decreasing order (at least one)."""
-    values = tuple(float(t) for t in thresholds)
-    if not values or any(not np.isfinite(t) or t <= 0 for t in values) or any(
-            a <= b for a, b in zip(values, values[1:])):
-        raise ValueError(f"thresholds {thresholds!r}: give one or more numbers > 0, strictly "
-                         "decreasing (e.g. 2, 1, 0.5, 0.25)")
-    return values
 
 
 class MultiThresholdBuilder(RectifiedLinearBuilder):

@@ -17,6 +17,7 @@ types of its own. Adding a kind is one `register` call in its own module, import
 """
 
 import dataclasses
+import math
 from typing import Callable, Optional
 
 import nengo
@@ -222,6 +223,18 @@ def with_initial_voltage(neuron, voltage):
     state = dict(neuron.initial_state or {})
     state["voltage"] = nengo.dists.Choice([float(voltage)])
     return type(neuron)(**params, initial_state=state)
+
+
+def check_thresholds(thresholds):
+    """``thresholds`` as a tuple of floats; ValueError unless they are one or more finite
+    numbers > 0 in strictly decreasing order (a multi-threshold neuron's)."""
+    values = tuple(thresholds) if isinstance(thresholds, (list, tuple)) else ()
+    numbers = all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                  and math.isfinite(t) and t > 0 for t in values)
+    if not values or not numbers or any(a <= b for a, b in zip(values, values[1:])):
+        raise ValueError(f"thresholds {thresholds!r}: give one or more numbers > 0, strictly "
+                         "decreasing (e.g. 2, 1, 0.5, 0.25)")
+    return tuple(float(t) for t in values)
 
 
 def has_thresholds(neuron_model):
