@@ -369,17 +369,28 @@ def build_parser():
 
     seg = commands.add_parser(
         "segment",
-        help="segment NIfTI volumes with a trained run",
-        description="Predict a whole volume slice by slice, with overlapping tiles of the "
-        "training size (volumes of any size, nothing cropped), prepared as the run's ANN was "
-        "trained, and write a uint8 NIfTI mask with the input's shape, affine and header "
-        "(marked 'nengoseg mask' in its descrip). INPUT may be a folder of volumes; OUTPUT is "
-        "then a folder (created if missing): every file is tried and failures are listed at "
-        "the end. Outputs are never written into data folders, and only masks nengoseg wrote "
-        "are ever replaced (--overwrite) or kept (--skip-existing).",
+        help="segment NIfTI volumes (hippocampus runs) or 2D images (drive, isbi2012 runs) "
+        "with a trained run",
+        description="Segment what the run was trained on, prepared as its ANN was trained, "
+        "with overlapping tiles of the training size (inputs of any size, nothing cropped). "
+        "hippocampus runs: a .nii/.nii.gz volume, slice by slice, into a uint8 NIfTI mask "
+        "with the input's shape, affine and header (marked 'nengoseg mask' in its descrip). "
+        "drive and isbi2012 runs: a 2D .png/.tif/.tiff/.gif/.jpg/.jpeg image (e.g. the DRIVE "
+        "test half's images/NN_test.tif) into a uint8 PNG mask of the image's size, 0 = "
+        "background and 255 = the class trained for (DRIVE: vessel; ISBI: data.foreground), "
+        "marked 'nengoseg mask' in its Description text; a DRIVE image with mask/NN_test_mask.gif "
+        "next to its images/ folder is cleared outside that field of view. INPUT may be a "
+        "folder; OUTPUT is then a folder (created if missing; 2D images NAME.ext become "
+        "NAME.png): every file is tried and failures are listed at the end. Outputs are never "
+        "written into data folders, and only masks nengoseg wrote are ever replaced "
+        "(--overwrite) or kept (--skip-existing).",
     )
-    seg.add_argument("input", metavar="INPUT", help="a .nii/.nii.gz volume or a folder of them")
-    seg.add_argument("output", metavar="OUTPUT", help="the mask file (or folder) to write")
+    seg.add_argument("input", metavar="INPUT",
+                     help="a .nii/.nii.gz volume (hippocampus runs), a 2D image (drive, "
+                     "isbi2012 runs), or a folder of them")
+    seg.add_argument("output", metavar="OUTPUT",
+                     help="the mask file to write (.nii.gz/.nii, or .png for 2D images), or a "
+                     "folder")
     seg.add_argument("--model", required=True, metavar="RUN_DIR", help="a run folder")
     seg.add_argument(
         "--engine", choices=SEGMENT_ENGINES, default="ann",

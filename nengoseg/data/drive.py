@@ -10,6 +10,10 @@ A DRIVE half (training or test) is a folder with
 The images of the official release are 584 rows x 565 columns. Some copies of the test
 half ship the manual labels separately; :func:`load_drive` needs them next to the images
 and names the missing file otherwise. Files are only read.
+
+``nengoseg segment`` reads new images through the same helpers (:func:`read_rgb`,
+:func:`gray_unit`, :func:`read_field_of_view`), so they are converted as the
+training images were.
 """
 
 import re
@@ -69,8 +73,8 @@ def load_drive(root, gray=True):
     x, y, fov, names = [], [], [], []
     for name, half, image_path in images:
         label_path = label_dir / f"{name}_manual1.gif"
-        mask_path = mask_dir / f"{name}_{half}_mask.gif"
-        image = _read_rgb(image_path)
+        mask_path = mask_dir / _mask_name(name, half)
+        image = read_rgb(image_path)
         shape = image.shape[:2]
         label = _read_binary(label_path, image_path, shape, "label", "vessel")
         mask = _read_binary(mask_path, image_path, shape, "mask", "inside the field of view")
@@ -83,9 +87,7 @@ def load_drive(root, gray=True):
         y.append(label)
         fov.append(mask)
         names.append(name)
-    x = np.stack(x).astype(np.float32)
-    x = (x @ GRAY_WEIGHTS)[..., None] if gray else x
-    x = np.clip(x / 255.0, 0.0, 1.0).astype(np.float32)
+    x = gray_unit(np.stack(x))[..., None] if gray else _unit(np.stack(x))
     y = (np.stack(y) == LABEL_VALUES[1])[..., None].astype(np.uint8)
     fov = (np.stack(fov) == LABEL_VALUES[1])[..., None].astype(np.uint8)
     return DriveSet(x, y, fov, names)
@@ -113,14 +115,58 @@ def _image_files(folder):
     return [found[n] for n in sorted(found, key=lambda n: (int(n), n))]
 
 
-def _read_rgb(path):
-    """An 8-bit RGB (or gray, repeated to RGB) TIFF as (H, W, 3) uint8."""
-    array = read_image(path, ("TIFF",), mode="RGB", modes=("RGB", "L"))
+def _mask_name(name, half):
+    return f"{name}_{half}_mask.gif"
+
+
+def gray_unit(rgb):
+    """8-bit RGB pixels (..., 3) as float32 gray in [0, 1]: BT.601 luma in float, / 255."""
+    return _unit(np.asarray(rgb).astype(np.float32) @ GRAY_WEIGHTS)
+
+
+def _unit(values):
+    return np.clip(np.asarray(values).astype(np.float32) / 255.0, 0.0, 1.0).astype(np.float32)
+
+
+def read_rgb(path, formats=("TIFF",), modes=("RGB", "L"), one_frame=False):
+    """An 8-bit RGB (or gray, repeated to RGB) image as (H, W, 3) uint8.
+
+    The loader reads TIFFs of mode RGB or L; ``nengoseg segment`` passes other formats
+    (by file name) and palette images too (``modes``), and refuses stacks (``one_frame``).
+    """
+    array = read_image(path, formats, mode="RGB", modes=modes, one_frame=one_frame)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:  # RGB gives this
+        kind = " or ".join(formats)
         raise DataError(
-            f"{path}: image is {array.dtype} with shape {array.shape}; expected an 8-bit RGB TIFF"
+            f"{path}: image is {array.dtype} with shape {array.shape}; expected an 8-bit RGB {kind}"
         )
     return array
+
+
+def field_of_view_file(image_path):
+    """Where the DRIVE layout keeps the field-of-view mask of ``image_path``.
+
+    ``.../images/NN_test.tif`` (or ``NN_training.tif``) -> ``.../mask/NN_test_mask.gif``;
+    None for an image whose name or folder does not follow the layout.
+    """
+    image_path = Path(image_path)
+    match = IMAGE_NAME.fullmatch(image_path.name)
+    if match is None or image_path.parent.name != "images":
+        return None
+    return image_path.parent.parent / "mask" / _mask_name(*match.groups())
+
+
+def read_field_of_view(image_path, shape):
+    """``(path, (H, W) bool mask, True inside the field of view)`` of a DRIVE image, or
+    ``(None, None)`` when its mask file (:func:`field_of_view_file`) does not exist.
+
+    The mask is checked as :func:`load_drive` checks it (0 / 255 only, the image's shape).
+    """
+    path = field_of_view_file(image_path)
+    if path is None or not path.is_file():
+        return None, None
+    mask = _read_binary(path, image_path, tuple(shape), "mask", "inside the field of view")
+    return path, mask == LABEL_VALUES[1]
 
 
 def _read_binary(path, image_path, shape, kind, meaning):

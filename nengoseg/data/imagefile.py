@@ -20,13 +20,15 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 FORMAT_NAMES = {"PNG": "a PNG", "JPEG": "a JPEG", "TIFF": "a TIFF", "GIF": "a GIF"}
 
 
-def read_image(path, formats, mode=None, modes=None):
+def read_image(path, formats, mode=None, modes=None, one_frame=False):
     """The image in ``path`` as a numpy array (H, W) or (H, W, C).
 
     ``formats``: the Pillow formats accepted (``("PNG",)``); ``mode``: convert to
     this Pillow mode (``"L"``, ``"RGB"``) after decoding; ``modes``: the modes the
     file itself may have (checked before decoding), for loaders that take pixel
-    values as stored. Raises DataError naming the file for anything else.
+    values as stored; ``one_frame``: refuse files that hold several images (a
+    multi-page TIFF, an animated GIF) instead of reading the first. Raises
+    DataError naming the file for anything else.
     """
     expected = " or ".join(FORMAT_NAMES.get(f, f) for f in formats)
     try:
@@ -43,6 +45,12 @@ def read_image(path, formats, mode=None, modes=None):
                     raise DataError(
                         f"{path}: image has Pillow mode {img.mode}; expected {expected} "
                         f"of mode {' or '.join(modes)}"
+                    )
+                frames = getattr(img, "n_frames", 1) if one_frame else 1
+                if frames > 1:
+                    raise DataError(
+                        f"{path}: the {img.format} file holds {frames} images (a stack?); "
+                        "expected one 2D image per file: save each page as its own file"
                     )
                 img.load()
                 array = np.asarray(img.convert(mode) if mode is not None else img)

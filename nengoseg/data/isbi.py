@@ -39,7 +39,7 @@ def load_isbi2012(root, foreground="membrane"):
         x.append(image)
         y.append(label)
     on_disk = LABEL_VALUES[0] if foreground == "membrane" else LABEL_VALUES[1]
-    x = np.stack(x)[..., None].astype(np.float32) / 255.0
+    x = to_unit(np.stack(x)[..., None])
     y = (np.stack(y) == on_disk)[..., None].astype(np.uint8)
     return x, y, names
 
@@ -54,17 +54,24 @@ def _png_names(folder):
     return sorted(names, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
 
 
-def _read_gray(path):
-    """An 8-bit grayscale PNG (Pillow mode L) as a 2D uint8 array.
+def to_unit(gray):
+    """8-bit gray pixels as float32 in [0, 1] (/ 255), as the images are trained on."""
+    return np.asarray(gray).astype(np.float32) / 255.0
+
+
+def read_gray(path, formats=("PNG",), one_frame=False):
+    """An 8-bit grayscale image (Pillow mode L) as a 2D uint8 array.
 
     Other modes (RGB, 16-bit, palette, 1-bit) are a DataError rather than converted:
     the pixel values are the labels, and a conversion would change them silently.
+    The loader reads PNGs; ``nengoseg segment`` passes other formats (by file name)
+    and refuses stacks (``one_frame``).
     """
-    array = read_image(path, ("PNG",), modes=("L",))
+    array = read_image(path, formats, modes=("L",), one_frame=one_frame)
     if array.ndim != 2 or array.dtype != np.uint8:  # mode L always gives this
         raise DataError(
             f"{path}: image is {array.dtype} with shape {array.shape}; "
-            "expected an 8-bit grayscale PNG"
+            f"expected an 8-bit grayscale {' or '.join(formats)}"
         )
     return array
 
@@ -73,7 +80,7 @@ def _load_pair(image_path, label_path):
     """An image and its label, checked: same shape, label values 0 and 255 only."""
     if not label_path.is_file():
         raise DataError(f"{image_path}: image has no label; expected {label_path}")
-    image = _read_gray(image_path)
-    label = check_label(_read_gray(label_path), label_path, image_path, image.shape,
+    image = read_gray(image_path)
+    label = check_label(read_gray(label_path), label_path, image_path, image.shape,
                         LABEL_VALUES, "0 = membrane, 255 = cell interior")
     return image, label
