@@ -204,7 +204,7 @@ def bench(name, args, rng):
         hybrid = hybrid_network(model, settings)
         snn = make_trainable(engine_name, hybrid, B, method)
         trainables.append(snn)
-        compile_cotraining(snn, loss, task_metric("binary"), T, 1e-5, rate_target_hz=100.0)
+        compile_cotraining(snn, loss, task_metric("segmentation"), T, 1e-5, rate_target_hz=100.0)
         targets = {snn.output_name: y.reshape(B, 1, -1)}
         targets.update({key: np.zeros((B, 1, 1), np.float32) for key in snn.rate_names.values()})
         batches = OneBatch(snn.model_inputs(coded), targets)

@@ -83,6 +83,33 @@ def int_pair(default):
     )
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def int_list(default, low=None, high=None):
+    """A non-empty list of distinct integers within the bounds, e.g. noise levels."""
+    return Field(
+        default,
+        "a non-empty list of distinct integers" + _bounds_text(low, high) + f", e.g. {default}",
+        lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
+        and all(isinstance(i, int) and not isinstance(i, bool) and _within(i, low, high)
+                for i in v),
+        list,
+    )
+
+
+def number_pair(default, low=None, high=None):
+    """``[low, high]``: two numbers within the bounds, the first not above the second."""
+    return Field(
+        default,
+        "a list [low, high] of two numbers" + _bounds_text(low, high) + f", e.g. {default}",
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+        and all(_is_number(i) and _within(i, low, high) for i in v) and v[0] <= v[1],
+        lambda v: [float(i) for i in v],
+    )
+
+
 def free_mapping(default):
     """A mapping checked later by the code that uses it (e.g. model options)."""
     return Field(default, "a mapping of option: value", lambda v: isinstance(v, dict), dict)
@@ -117,7 +144,8 @@ SCHEMA = {
     "name": run_name("experiment"),
     "seed": integer(0, low=0),
     "data": {
-        "dataset": choice("hippocampus", "hippocampus", "isbi2012", "drive", "airplanes"),
+        "dataset": choice("hippocampus", "hippocampus", "isbi2012", "drive", "airplanes",
+                          "denoising"),
         # a folder, or "sample:hippocampus" for the sample shipped inside the package;
         # relative paths are resolved against the current working directory
         "root": text("sample:hippocampus", optional=True),
@@ -136,6 +164,16 @@ SCHEMA = {
         # isbi2012: the class that is 1, "membrane" (label 0 on disk) or "cell" (255,
         # the class the Spiking-UNet paper's F1 scores)
         "foreground": choice("membrane", "membrane", "cell"),
+        # denoising: data.root holds the clean training PNGs (Train400); the test images
+        # are test_root/test_set/*.png at each of test_sigmas (0-255 scale); training
+        # patches get a sigma drawn from sigma_range; channels 3 for colour (CBSD68)
+        "test_root": text(None, optional=True),
+        "test_set": choice("BSD68", "BSD68", "Set12", "CBSD68"),
+        "test_sigmas": int_list([15, 25, 50], low=0, high=255),
+        "sigma_range": number_pair([0, 55], low=0, high=255),
+        "patches_per_image": integer(4, low=1),
+        "max_test_images": integer(None, low=1, optional=True),
+        "channels": choice(1, 1, 3),
     },
     "model": {
         "kind": choice("unet", "cae", "unet", "locnet"),

@@ -176,7 +176,7 @@ def deploy_stage(cfg, run_dir, data, verbose=True, force=False):
 def _comparison(task, result, snn, part, converted):
     threshold = converted.settings.threshold
     out = {"nengo_dl_scores": evaluate.score(task, snn.outputs, part, threshold)}
-    if task != "boxes":
+    if task == "segmentation":
         a = evaluate.predicted_masks(result.outputs, threshold)
         b = evaluate.predicted_masks(snn.outputs, threshold)
         out["agreement_dice"] = float(metrics.dice(a, b))

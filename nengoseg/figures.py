@@ -106,7 +106,8 @@ def masks(run_dir, n_slices=4):
         return None
     if examples["y"].ndim == 2:  # box regression: (x1, y1, x2, y2) fractions of the image
         return boxes(run_dir, examples, saved, n_slices)
-    picks, columns = masks_data(examples, saved, n_slices)
+    denoising = examples["y"].dtype.kind == "f"  # targets are noise maps, not labels
+    picks, columns = (denoised_data if denoising else masks_data)(examples, saved, n_slices)
     fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.6 * len(columns), 1.8 * len(picks)),
                              squeeze=False)
     for row, index in enumerate(picks):
@@ -119,7 +120,18 @@ def masks(run_dir, n_slices=4):
                 ax.set_title(title, fontsize=8)
         axes[row, 0].set_ylabel(f"{examples['groups'][index]}\nslice {examples['slice_index'][index]}",
                                 fontsize=6)
-    return save_figure(fig, run_dir, "masks.png")
+    return save_figure(fig, run_dir, "denoised.png" if denoising else "masks.png")
+
+
+def denoised_data(examples, saved, n_tiles=4):
+    """``(picks, columns)`` of the denoising figure: tiles spread over the examples; the
+    noisy input, the clean image and each stage's ``noisy - predicted noise``."""
+    x = examples["x"][..., 0]
+    picks = np.linspace(0, len(x) - 1, min(n_tiles, len(x))).astype(int)
+    columns = [("noisy input", x), ("clean", x - examples["y"][..., 0])]
+    columns += [(STAGES[s], np.clip(x - _full(p["outputs"][..., 0], p, len(x)), 0, 1))
+                for s, p in saved.items() if s in STAGES]
+    return picks, columns
 
 
 def boxes_data(examples, saved, n_images=4):
@@ -174,16 +186,18 @@ def _full(masks, saved, n):
 def dice_vs_threshold_data(examples, saved, thresholds=THRESHOLDS):
     """``[(label, thresholds, mean 2D Dice at each)]`` of the one-channel stages in ``saved``
     (`saved_stages`), scored on the examples each ran on."""
-    if examples is None:
+    if examples is None or examples["y"].dtype.kind == "f":  # no masks: denoising
         return []
     truth = evaluate.true_masks(examples["y"])
+    roi = examples.get("roi")  # DRIVE's field of view: scores count only inside it
     curves = []
     for stage, p in saved.items():
         if stage not in STAGES or p["outputs"].shape[-1] != 1:
             continue
         rows = p["indices"] if "indices" in p else slice(None)
+        where = None if roi is None else roi[rows]
         dice = [float(np.mean(metrics.dice_per_slice(evaluate.predicted_masks(p["outputs"], t),
-                                                     truth[rows])))
+                                                     truth[rows], where=where)))
                 for t in thresholds]
         curves.append((STAGES[stage], np.asarray(thresholds), np.asarray(dice)))
     return curves

@@ -53,16 +53,31 @@ def pixel_accuracy(pred, true):
     return (tp + tn) / np.asarray(true).size
 
 
-def dice_per_slice(pred, true, skip_empty_truth=True):
+def inside(pred, true, where=None):
+    """``pred`` and ``true`` restricted to the pixels where ``where`` (same shape) is true,
+    flattened; unchanged when ``where`` is None. Scores restricted to a region of interest
+    (DRIVE's field of view) count only its pixels, true negatives included."""
+    pred, true = _masks(pred, true)
+    if where is None:
+        return pred, true
+    where = np.asarray(where, dtype=bool)
+    if where.shape != pred.shape:
+        raise ValueError(f"region of interest shape {where.shape} differs from the masks' {pred.shape}")
+    return pred[where], true[where]
+
+
+def dice_per_slice(pred, true, skip_empty_truth=True, where=None):
     """Dice of each 2D slice along the first axis of ``(N, H, W[, 1])`` masks.
 
     Slices whose ground truth is empty are skipped by default: the papers report Dice
     on slices that contain the structure, and counting every empty-prediction /
     empty-truth slice as a perfect 1 would inflate the mean (false positives on those
     slices still count in :func:`dice_per_subject`). When they are kept, a slice with
-    both masks empty scores 1.
+    both masks empty scores 1. With ``where``, only the pixels inside it count.
     """
     pred, true = _masks(pred, true)
+    if where is not None:  # Dice ignores true negatives: clearing the outside is restricting
+        pred, true = pred & np.asarray(where, bool), true & np.asarray(where, bool)
     pred, true = pred.reshape(len(pred), -1), true.reshape(len(true), -1)
     if skip_empty_truth:
         keep = true.any(axis=1)
@@ -72,26 +87,29 @@ def dice_per_slice(pred, true, skip_empty_truth=True):
     return np.where(sizes > 0, 2 * intersection / np.maximum(sizes, 1), 1.0)
 
 
-def dice_per_subject(pred, true, subjects):
+def dice_per_subject(pred, true, subjects, where=None):
     """3D Dice of each subject: the slices of one subject id scored as one volume.
 
     ``subjects`` gives the subject id of each slice (first axis). Returns
     ``{subject: dice}`` in the order subjects first appear, with plain Python keys.
+    With ``where``, only the pixels inside it count.
     """
-    return per_subject(dice, pred, true, subjects)
+    return per_subject(dice, pred, true, subjects, where)
 
 
-def per_subject(metric, pred, true, subjects):
+def per_subject(metric, pred, true, subjects, where=None):
     """``{subject: metric(pred, true)}`` with each subject's slices scored as one volume
-    (see `dice_per_subject`)."""
+    (see `dice_per_subject`), counting only the pixels inside ``where`` when given."""
     pred, true = _masks(pred, true)
     subjects = np.asarray(subjects)
     if subjects.shape != (len(pred),):
         raise ValueError(f"{len(pred)} slices but subject ids of shape {subjects.shape}")
-    return {
-        subject: metric(pred[subjects == subject], true[subjects == subject])
-        for subject in dict.fromkeys(subjects.tolist())
-    }
+    where = np.ones(pred.shape, bool) if where is None else np.asarray(where, bool)
+    scores = {}
+    for subject in dict.fromkeys(subjects.tolist()):
+        rows = subjects == subject
+        scores[subject] = metric(*inside(pred[rows], true[rows], where[rows]))
+    return scores
 
 
 def mean_std(values):
@@ -210,3 +228,19 @@ class MeanIoUBoxes(tf.keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
+
+
+# the Keras metric each task's training reports (its name is the key in the logs)
+TASK_METRICS = {
+    "segmentation": lambda: DiceMetric(name="dice"),
+    "boxes": lambda: MeanIoUBoxes(name="iou"),
+    "denoising": lambda: tf.keras.metrics.MeanAbsoluteError(name="mae"),
+}
+
+
+def task_metric(task):
+    """The Keras metric training reports for ``task``: Dice, IoU for boxes, the mean
+    absolute error of the noise map for denoising."""
+    if task not in TASK_METRICS:
+        raise ValueError(f"bad task {task!r}; allowed: {', '.join(TASK_METRICS)}")
+    return TASK_METRICS[task]()

@@ -32,8 +32,10 @@ def _save(path, **arrays):
 
 def save_examples(stage_folder, part):
     """Keep the evaluation examples in a stage folder being written."""
+    roi = getattr(part, "roi", None)  # where scores count (DRIVE's FOV); None: everywhere
+    roi = {} if roi is None else {"roi": roi}
     _save(Path(stage_folder) / rundir.PREDICTIONS / f"{EXAMPLES}.npz", x=part.x, y=part.y,
-          groups=part.groups, slice_index=part.slice_index)
+          groups=part.groups, slice_index=part.slice_index, **roi)
 
 
 def save_predictions(stage_folder, name, outputs, **extra):

@@ -42,12 +42,15 @@ class ModelSize:
 
 
 def task_of(cfg):
-    return "boxes" if cfg["data"]["dataset"] == "airplanes" else "segmentation"
+    return {"airplanes": "boxes", "denoising": "denoising"}.get(cfg["data"]["dataset"],
+                                                               "segmentation")
 
 
 def input_shape(cfg):
     height, width = cfg["data"]["size"]
-    channels = 3 if cfg["data"]["dataset"] == "airplanes" else 1
+    dataset = cfg["data"]["dataset"]
+    channels = 3 if dataset == "airplanes" else cfg["data"]["channels"] if (
+        dataset == "denoising") else 1
     return (height, width, channels)
 
 

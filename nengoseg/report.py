@@ -80,10 +80,13 @@ def table(results, columns="dice"):
     names = [name for name in ROWS if name in results["stages"] and _scores(results["stages"][name])]
     if not names:
         return "(no results yet)\n"
-    boxes = "iou_mean" in _scores(results["stages"][names[0]])
-    pixel = columns == "pixel" and not boxes
+    first = _scores(results["stages"][names[0]])
+    boxes = "iou_mean" in first
+    sigmas = list(first.get("psnr_by_sigma") or ["all"]) if "psnr_mean" in first else None
+    pixel = columns == "pixel" and not boxes and sigmas is None
     metric = (["mean IoU"] if boxes else [c for c, _ in PIXEL_COLUMNS] if pixel
-              else ["Dice 2D", "Dice 3D"])
+              else [f"PSNR σ{s} (dB)" for s in sigmas] + [f"SSIM σ{s}" for s in sigmas]
+              if sigmas else ["Dice 2D", "Dice 3D"])
     head = ["model", *metric, "avg. firing rate", "energy / inference (Loihi)",
             "energy (45 nm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -91,6 +94,9 @@ def table(results, columns="dice"):
     def row(label, s, rate, name):
         if boxes:
             cells = [f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}"]
+        elif sigmas:
+            cells = [f"{s['psnr_by_sigma'].get(k, s['psnr_mean']):.2f}" for k in sigmas] + [
+                f"{s['ssim_by_sigma'].get(k, s['ssim_mean']):.4f}" for k in sigmas]
         elif pixel:
             cells = [f"{s[f'{key}_mean']:.4f} ± {s[f'{key}_std']:.4f}" if f"{key}_mean" in s
                      else "N/A" for _, key in PIXEL_COLUMNS]

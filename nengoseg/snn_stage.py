@@ -31,10 +31,14 @@ def latest_conversion(run_dir):
     )
 
 
+READOUT_OF_TASK = {"segmentation": "segmentation", "boxes": "regression",
+                   "denoising": "noise_map"}
+
+
 def conversion_settings(cfg, task):
     """The config's ``convert`` section as ConversionSettings (readout set by the task)."""
     options = dict(cfg["convert"])
-    options.setdefault("readout", "regression" if task == "boxes" else "segmentation")
+    options.setdefault("readout", READOUT_OF_TASK[task])
     options.setdefault("seed", cfg["seed"])
     try:
         return ConversionSettings.from_dict(options)
@@ -134,7 +138,7 @@ def _source_inputs(run_dir, checkpoint):
 def save_snn_predictions(folder, stage, result, part, task, threshold):
     """Save a SNN stage's outputs, with its mean 2D Dice after fewer steps when it has them."""
     extra = {}
-    if result.outputs_by_steps and task != "boxes":
+    if result.outputs_by_steps and task == "segmentation":
         steps = sorted(result.outputs_by_steps)
         extra["steps"] = np.array(steps)
         extra["dice_2d_by_steps"] = np.array(

@@ -50,7 +50,7 @@ FIT_METHODS = ("hybrid", "bptt", "spiking_flow")
 # nengo-loihi's emulator by name: "loihi" with target="sim"
 LOIHI_SIM = "loihi-sim"
 # the readout -> the task nengoseg.evaluate scores
-_TASKS = {"segmentation": "segmentation", "regression": "boxes"}
+_TASKS = {"segmentation": "segmentation", "regression": "boxes", "noise_map": "denoising"}
 
 
 def convert(model, calibration_data=None, custom_objects=None, settings=None, **options):
@@ -170,7 +170,8 @@ class SpikingModel:
 
     @property
     def task(self):
-        """What `evaluate` scores: ``"segmentation"`` or ``"boxes"`` (regression readout)."""
+        """What `evaluate` scores: ``"segmentation"``, ``"boxes"`` (regression readout) or
+        ``"denoising"`` (noise-map readout)."""
         return _TASKS[self.settings.readout]
 
     @property
@@ -245,6 +246,8 @@ class SpikingModel:
     def _default_loss(self):
         if self.task == "boxes":
             return losses.get_loss("mse")
+        if self.task == "denoising":
+            return losses.get_loss("mae")  # the Spiking-UNet paper's eq. 12
         n_classes = int(self.output_shape[-1])
         return losses.get_loss("bce", **({"n_classes": n_classes} if n_classes > 1 else {}))
 

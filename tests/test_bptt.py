@@ -134,7 +134,7 @@ def test_bptt_fine_tuning_lowers_the_spiking_loss():
     before = spiking_loss(nsconvert.convert(model, settings), x, y)
     snn = cotrain.make_trainable("engine", hybrid, len(x), method="bptt", surrogate_alpha=1.0)
     cotrain.compile_cotraining(snn, tf.keras.losses.BinaryCrossentropy(from_logits=True),
-                               cotrain.task_metric("binary"), steps, 1e-2)
+                               cotrain.task_metric("segmentation"), steps, 1e-2)
     coded = nsconvert.encode_inputs(x, steps)
     targets = {snn.output_name: y.reshape(len(x), 1, -1)}
     targets.update({k: np.zeros((len(x), 1, 1), np.float32) for k in snn.rate_names.values()})

@@ -181,6 +181,39 @@ def test_experiment_tiles_cover_the_padded_images(training_half):
         np.testing.assert_array_equal(y[:H, :W], drive.y[i] * drive.fov[i])
         assert drive.y[i, 0, 0, 0] == 1 and y[0, 0, 0] == 0  # outside the field of view
         assert not x[H:].any() and not x[:, W:].any() and not y[H:].any() and not y[:, W:].any()
+        roi = _assemble(part.roi[order], rows, cols)  # the field of view travels as the roi
+        np.testing.assert_array_equal(roi[:H, :W], drive.fov[i, ..., 0] > 0)
+        assert not roi[H:].any() and not roi[:, W:].any()
+
+
+def test_scores_count_only_the_field_of_view(training_half):
+    """F1, JS and ACC of a DRIVE part equal a hand count over the field-of-view pixels:
+    a prediction that is wrong everywhere outside the FOV (and in the padding) scores as
+    if it were right there, and a wrong pixel inside does count."""
+    from nengoseg import evaluate
+
+    cfg = resolve({"data": {"dataset": "drive", "root": str(training_half), "size": [8, 16],
+                            "split": "holdout", "test_fraction": 0.5, "val_fraction": 0.0}})
+    part = load_experiment_data(cfg).test
+    truth = part.y[..., 0] > 0
+    pred = truth | ~part.roi  # foreground predicted everywhere outside the FOV
+    pred[tuple(np.argwhere(part.roi & ~truth)[0])] = True  # one false positive inside
+    logits = np.where(pred, 5.0, -5.0)[..., None]
+    scores = evaluate.score("segmentation", logits, part)
+    inside_pred, inside_true = pred[part.roi], truth[part.roi]
+    tp = np.sum(inside_pred & inside_true)
+    fp = np.sum(inside_pred & ~inside_true)
+    assert fp == 1 and scores["scored_pixels"] == "field of view"
+    assert scores["f1"] == pytest.approx(2 * tp / (2 * tp + fp))
+    assert scores["jaccard"] == pytest.approx(tp / (tp + fp))
+    assert scores["pixel_accuracy"] == pytest.approx(1 - 1 / part.roi.sum())
+    groups = np.broadcast_to(part.groups[:, None, None], part.roi.shape)[part.roi]
+    per_image = [np.mean(inside_pred[groups == g] == inside_true[groups == g])
+                 for g in dict.fromkeys(part.groups.tolist())]
+    assert scores["accuracy_3d_mean"] == pytest.approx(np.mean(per_image))
+    everywhere = evaluate.score("segmentation", logits, part.__class__(
+        part.x, part.y, part.groups, part.slice_index))  # the same without the FOV
+    assert everywhere["pixel_accuracy"] < scores["pixel_accuracy"] - 0.05
 
 
 def _assemble(tiles, rows, cols):

@@ -179,7 +179,7 @@ def test_engine_is_a_trainable_snn_and_cotrained_network_scores_the_same_in_neng
     x = images(3, seed=1)
     y = labels(x)
     loss = tf.keras.losses.BinaryCrossentropy(from_logits=True)
-    compile_cotraining(snn, loss, task_metric("binary"), N_STEPS, 1e-2, rate_target_hz=50.0)
+    compile_cotraining(snn, loss, task_metric("segmentation"), N_STEPS, 1e-2, rate_target_hz=50.0)
     coded = nsconvert.encode_inputs(x, N_STEPS)
     targets = {snn.output_name: y.reshape(batch, 1, -1)}
     targets.update({key: np.zeros((batch, 1, 1), np.float32) for key in snn.rate_names.values()})
@@ -267,7 +267,7 @@ def test_engine_cotraining_forward_pass_is_the_spiking_run_bit_for_bit(tmp_path,
     batch, n = 3, 6
     snn = make_trainable("engine", hybrid, batch)
     compile_cotraining(snn, tf.keras.losses.BinaryCrossentropy(from_logits=True),
-                       task_metric("binary"), N_STEPS, 1e-2, rate_target_hz=50.0)
+                       task_metric("segmentation"), N_STEPS, 1e-2, rate_target_hz=50.0)
     x = images(n, signed=signed)
     s = hybrid.settings
     rng = np.random.default_rng(7)

@@ -276,7 +276,7 @@ def test_spiking_flow_fine_tuning_lowers_the_spiking_loss():
     before = spiking_loss(nsconvert.convert(model, settings))
     snn = cotrain.make_trainable("engine", hybrid, len(x), method="spiking_flow")
     cotrain.compile_cotraining(snn, tf.keras.losses.BinaryCrossentropy(from_logits=True),
-                               cotrain.task_metric("binary"), steps, 1e-2)
+                               cotrain.task_metric("segmentation"), steps, 1e-2)
     targets = {snn.output_name: y.reshape(len(x), 1, -1)}
     targets.update({k: np.zeros((len(x), 1, 1), np.float32) for k in snn.rate_names.values()})
     inputs = snn.model_inputs(nsconvert.encode_inputs(x, steps))

@@ -17,7 +17,7 @@ from nengoseg.errors import ConfigError
 
 INPUT_CODINGS = ("constant", "poisson")
 NORMALISATIONS = (None, "percentile", "qcfs")
-READOUTS = ("segmentation", "regression")
+READOUTS = ("segmentation", "regression", "noise_map")
 # synapse: "delay" -- a Lowpass whose time constant is so far below any step length
 # that it decays completely within one step (exp(-dt / tau) underflows to 0 at
 # dt = 1 ms, and is below 1e-40 for dt >= 0.1 ms): no filtering, only the synapse's
@@ -100,6 +100,8 @@ class ConversionSettings:
         ``readout_steps`` steps (None: the last half), then a sigmoid; masks are
         ``probability > threshold``. ``"regression"`` (LocNet boxes): the mean
         output over those steps, with the model's own output activation.
+        ``"noise_map"`` (denoising): read as regression, scored as a noise map (the
+        Spiking-UNet paper's average membrane potential / accumulated flow over T).
     max_to_avg_pool
         Convert max pooling layers as average pooling (this changes the network).
     initial_voltage

@@ -37,7 +37,7 @@ def build(cfg, data, learning_rate=None):
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate or cfg["train"]["learning_rate"]),
         loss=make_loss(cfg["train"], data.n_outputs),
-        metrics=[_progress_metric(data)],
+        metrics=[metrics.task_metric(data.task)],
     )
     return model
 
@@ -56,12 +56,6 @@ def _output_option(cfg, data):
     if cfg["model"]["kind"] == "locnet":
         return {"n_outputs": data.n_outputs}
     return {"n_classes": data.n_outputs}
-
-
-def _progress_metric(data):
-    if data.task == "boxes":
-        return metrics.MeanIoUBoxes(name="iou")
-    return metrics.DiceMetric(name="dice")
 
 
 def train_ann(cfg, run_dir, data, verbose=True, force=False):
@@ -155,8 +149,9 @@ def _fit_attempt(cfg, data, work, attempt, verbose):
     steering = checkpoints.steering(tcfg, monitor)
     probe_part = data.val if len(data.val) else data.train
     probe_x = probe_part.x[np.unique(np.linspace(0, len(probe_part) - 1, 32).astype(int))]
-    boxes = data.task == "boxes"
-    guard = guards.CollapseGuard(probe_x, "iou" if boxes else "dice", logits=not boxes)
+    logits = data.task == "segmentation"
+    guard_metric = {"segmentation": "dice", "boxes": "iou", "denoising": "mae"}[data.task]
+    guard = guards.CollapseGuard(probe_x, guard_metric, logits=logits)
     saver = checkpoints.EpochCheckpoint(
         work / "checkpoint", work / "best.weights.h5", monitor, steering, state
     )
@@ -191,8 +186,8 @@ def _fit_attempt(cfg, data, work, attempt, verbose):
     outputs = model.predict(probe_x, verbose=0)
     quality = score_model(model, data.val if len(data.val) else data.train, data.task,
                           tcfg["batch_size"])
-    metric = quality.get("dice_2d_mean", quality.get("iou_mean"))
-    if guards.is_dead(outputs, metric, logits=data.task != "boxes"):
+    metric = quality.get("dice_2d_mean", quality.get("iou_mean", quality.get("psnr_mean")))
+    if guards.is_dead(outputs, metric, logits=logits):
         return model, None, f"the best weights give a constant output (score {metric})"
     return model, state, None
 

@@ -92,9 +92,7 @@ class Batches:
 # ---------------------------------------------------------------- losses and metrics
 
 
-def task_metric(task):
-    """The Keras metric the ANN stage reports for ``task``: Dice, or IoU for boxes."""
-    return metrics.MeanIoUBoxes(name="iou") if task == "boxes" else metrics.DiceMetric(name="dice")
+task_metric = metrics.task_metric  # the Keras metric each task's training reports
 
 
 def rate_weights(layer_names, weight_output, weight_hidden):
