@@ -48,6 +48,7 @@ import nengo_loihi
 import numpy as np
 
 from nengoseg import neuron_kinds
+from nengoseg.convert.settings import READOUTS  # one list of readouts for every backend
 from nengoseg.description import DESCRIPTION_FILE, RunSettings, describe
 from nengoseg.description import load as load_description
 from nengoseg.errors import ConfigError, ConversionError
@@ -59,7 +60,6 @@ from nengoseg.loihi.network import (InputCoder, LoihiConnection, LoihiLayer, Loi
                                     LoihiSettings, Readout)
 
 INPUT_CODINGS = ("constant", "poisson")
-READOUTS = ("segmentation", "regression")
 
 
 # ---------------------------------------------------------------- the builder

@@ -369,19 +369,30 @@ class SpikingModel:
         values (regression), one per input, as a NumPy array (see `run`)."""
         return self.run(x, backend, n_steps, batch_size, target, verbose).readout
 
-    def evaluate(self, x, y, groups=None, backend="engine", n_steps=None, batch_size=16,
+    def evaluate(self, x, y=None, groups=None, backend="engine", n_steps=None, batch_size=16,
                  target="sim", verbose=0):
         """Scores as the pipeline reports them, as a plain dict.
 
+        ``x``: inputs with their targets ``y``, or an experiment part
+        (`nengoseg.experiment_data.Part`, e.g. ``load_experiment_data(cfg).test``), which
+        brings its groups, its region of interest (DRIVE's field of view) and its image
+        layout (denoising test images scored whole).
         Segmentation: ``dice_2d_mean`` / ``_std`` (per slice), ``dice_3d_mean`` / ``_std``
         (per volume: the slices of each value of ``groups``; None: all inputs form one
         volume), ``f1``, ``jaccard``, ``pixel_accuracy``, ``dice_3d_per_subject``;
-        boxes: ``iou_mean`` / ``_std``. Spiking backends add ``firing_rates_hz`` (per
-        layer) and ``mean_firing_rate_hz``. ``backend`` names what ran.
+        boxes: ``iou_mean`` / ``_std``; denoising: ``psnr_mean``, ``ssim_mean`` and per
+        noise level. Spiking backends add ``firing_rates_hz`` (per layer) and
+        ``mean_firing_rate_hz``. ``backend`` names what ran.
         """
+        part = x if isinstance(x, Part) else None
+        if part is not None:
+            x, y, groups = part.x, part.y, part.groups
+        elif y is None:
+            raise DataError("evaluate: the targets y are missing; give x and y, or an "
+                            "experiment Part (nengoseg.experiment_data.Part)")
         x, y, groups = self._scored_arrays(x, y, groups, "evaluate")
         result = self.run(x, backend, n_steps, batch_size, target, verbose)
-        return self._scores(result, x, y, groups, backend)
+        return self._scores(result, x, y, groups, backend, part)
 
     def _scored_arrays(self, x, y, groups, where):
         x, y = self._arrays(x, y, where)
@@ -391,9 +402,11 @@ class SpikingModel:
                             f"input ({len(x)},)")
         return x, y, groups
 
-    def _scores(self, result, x, y, groups, backend):
-        """The scores of run ``result`` on ``(x, y)`` (what the pipeline's stages report)."""
-        part = Part(x, y, groups, np.zeros(len(x), int))
+    def _scores(self, result, x, y, groups, backend, part=None):
+        """The scores of run ``result`` on ``(x, y)`` or ``part`` (what the pipeline's
+        stages report)."""
+        if part is None:
+            part = Part(x, y, groups, np.zeros(len(x), int))
         payload = evaluate.run_scores(self.task, result, part, self.network)
         scores = dict(payload["scores"])
         for key in ("firing_rates_hz", "mean_firing_rate_hz"):

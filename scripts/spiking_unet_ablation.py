@@ -78,22 +78,23 @@ def main(argv=None):
                              percentile=99.9, skip_normalisation=scope, synapse=None,
                              n_steps=args.steps, readout_steps=args.steps, initial_voltage=0.0)
             if ann_scores is None:
-                ann_scores = snn.evaluate(test.x, test.y, groups=test.groups, backend="ann")
+                ann_scores = snn.evaluate(test, backend="ann")
             row = {"normalisation": scope, "neuron": neuron}
-            row["converted"] = _scores(snn.evaluate(test.x, test.y, groups=test.groups))
+            row["converted"] = _scores(snn.evaluate(test))
             if args.epochs:
                 snn.compile(tf.keras.optimizers.Adam(args.learning_rate), loss)
                 validation = (val.x, val.y) if len(val) else None
                 snn.fit(train.x, train.y, validation_data=validation, epochs=args.epochs,
                         method=args.method, max_examples=args.max_examples,
                         seed=cfg["seed"])
-                row["fine_tuned"] = _scores(snn.evaluate(test.x, test.y, groups=test.groups))
+                row["fine_tuned"] = _scores(snn.evaluate(test))
             rows.append(row)
             print(_row_line(row), flush=True)
     result = {
         "config": args.config, "run_dir": str(run_dir), "n_steps": args.steps,
         "epochs": args.epochs, "method": args.method, "learning_rate": args.learning_rate,
         "max_examples": args.max_examples, "n_test_subjects": int(len(np.unique(test.groups))),
+        "columns": columns(data.task, cfg["evaluate"]["table"]),
         "n_test_slices": int(len(test)), "ann": _scores(ann_scores), "rows": rows,
         "wall_s": round(time.time() - started, 1),
     }
@@ -106,8 +107,19 @@ def main(argv=None):
     print(f"written: {out / 'ablation.md'}, {out / 'ablation.json'}")
 
 
+def columns(task, table="dice"):
+    """``[(column name, score key)]`` of the table: PSNR and SSIM for denoising, F1 and JS
+    per image for a pixel table (EM, retina), else Dice 3D and 2D."""
+    if task == "denoising":
+        return [("PSNR (dB)", "psnr"), ("SSIM", "ssim")]
+    if table == "pixel":
+        return [("F1", "dice_3d"), ("JS", "jaccard_3d")]
+    return [("Dice 3D", "dice_3d"), ("Dice 2D", "dice_2d")]
+
+
 def _scores(scores):
-    keep = ("dice_2d_mean", "dice_2d_std", "dice_3d_mean", "dice_3d_std", "mean_firing_rate_hz")
+    keep = [f"{key}_{end}" for key in ("dice_2d", "dice_3d", "jaccard_3d", "psnr", "ssim")
+            for end in ("mean", "std")] + ["mean_firing_rate_hz"]
     return {key: float(scores[key]) for key in keep if key in scores}
 
 
@@ -116,32 +128,39 @@ def _cell(scores, key="dice_3d"):
 
 
 def _row_line(row):
-    tuned = f", fine-tuned {_cell(row['fine_tuned'])}" if "fine_tuned" in row else ""
-    return f"{row['normalisation']}-wise, {row['neuron']}: converted {_cell(row['converted'])}{tuned}"
+    tuned = f", fine-tuned {_cell(row['fine_tuned'], _first(row))}" if "fine_tuned" in row else ""
+    return (f"{row['normalisation']}-wise, {row['neuron']}: converted "
+            f"{_cell(row['converted'], _first(row))}{tuned}")
+
+
+def _first(row):
+    return "psnr" if "psnr_mean" in row["converted"] else "dice_3d"
 
 
 def markdown(result):
-    """The ablation table (Dice 3D and 2D, mean firing rate) as markdown."""
+    """The ablation table (the task's two scores, mean firing rate) as markdown."""
     tuned = result["epochs"] > 0
+    cols = result.get("columns") or columns("segmentation")
+    ann = ", ".join(f"{name} {_cell(result['ann'], key)}" for name, key in cols)
     caption = (f"Spiking-UNet ablation at T = {result['n_steps']} on {result['n_test_subjects']} "
-               f"test subjects ({result['n_test_slices']} slices) of `{result['config']}`, the "
-               f"ANN of `{result['run_dir']}`; ANN Dice 3D {_cell(result['ann'])}, 2D "
-               f"{_cell(result['ann'], 'dice_2d')}.")
+               f"test subjects or images ({result['n_test_slices']} slices or tiles) of "
+               f"`{result['config']}`, the ANN of `{result['run_dir']}`; ANN {ann}.")
     if tuned:
         caption += (f" Fine-tuned: {result['epochs']} epochs of {result['max_examples']} slices, "
                     f"{result['method']}, "
                     f"lr {result['learning_rate']:g}.")
-    head = "| normalisation | neuron | converted Dice 3D | converted Dice 2D | rate |"
-    rule = "| --- | --- | --- | --- | --- |"
+    head = ("| normalisation | neuron | " + " | ".join(f"converted {n}" for n, _ in cols)
+            + " | rate |")
+    rule = "| --- | --- |" + " --- |" * (len(cols) + 1)
     if tuned:
-        head += " fine-tuned Dice 3D | fine-tuned Dice 2D | rate |"
-        rule += " --- | --- | --- |"
+        head += " " + " | ".join(f"fine-tuned {n}" for n, _ in cols) + " | rate |"
+        rule += " --- |" * (len(cols) + 1)
     lines = [caption, "", head, rule]
     for row in result["rows"]:
         cells = [row["normalisation"], row["neuron"]]
         for stage in ("converted", "fine_tuned") if tuned else ("converted",):
             s = row[stage]
-            cells += [_cell(s), _cell(s, "dice_2d"), f"{s['mean_firing_rate_hz']:.1f} Hz"]
+            cells += [_cell(s, key) for _, key in cols] + [f"{s['mean_firing_rate_hz']:.1f} Hz"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

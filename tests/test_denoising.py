@@ -194,3 +194,22 @@ def test_tiny_denoising_run_reports_psnr_and_ssim(folders, tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "PSNR σ25 (dB)" in report and "SSIM σ25" in report
     assert (run_dir / "figures" / "denoised.png").exists()
+
+    # the paper's energy table (Table 5) on this run, against a count by hand
+    from nengoseg import paper_energy
+    from nengoseg.loihi import limits
+
+    table = paper_energy.table5(run_dir)
+    ann, converted, tuned = table["rows"]
+    assert ann.flops == ann.synops and ann.joules_paper == pytest.approx(ann.flops * 4.6e-12)
+    payload = stages["hybrid_snn"]
+    steps = payload["settings"]["n_steps"] * payload["settings"]["dt"]
+    spikes = sum(payload["firing_rates_hz"][k] * steps * n
+                 for k, n in payload["neurons_per_layer"].items())
+    first = table["first_layer_macs"]
+    assert tuned.flops == pytest.approx(spikes + first * 4)
+    assert tuned.joules_paper == pytest.approx(spikes * limits.ENERGY_PER_AC_45NM
+                                               + first * 4 * limits.ANN_ENERGY_PER_MAC)
+    assert tuned.synops >= spikes  # every spike drives at least one synapse
+    assert tuned.metric == stages["hybrid_snn"]["scores"]["psnr_mean"]
+    assert "FLOPs (paper, eq. 13)" in paper_energy.markdown(table)
