@@ -6,9 +6,9 @@ each read out over *all* its T steps (the three-stage paper's early-stop
 conversion: the output layer accumulated over the run, then the sigmoid), on the
 evaluation examples of the config (``evaluate.split``, ``evaluate.max_subjects``),
 beside the ANN on the same examples. Each row gives the Dice scores (3D per subject
-and 2D per slice, mean ± std), the mean firing rate, the synaptic operations and
-neuron updates per inference, and the energy per inference on each device of
-KerasSpiking's device table (`ENERGY_DEVICES`).
+and 2D per slice, mean ± std; for denoising PSNR and SSIM), the mean firing rate, the
+synaptic operations and neuron updates per inference, and the energy per inference on
+each device of KerasSpiking's device table (`ENERGY_DEVICES`).
 
 How the energy is counted
 -------------------------
@@ -226,10 +226,24 @@ def _summary(row):
     return evaluate.summary_line("", scores)
 
 
+# the two scores of each task's table: (column, score key); means ± std
+SCORE_COLUMNS = {"psnr_mean": (("PSNR (dB)", "psnr"), ("SSIM", "ssim")),
+                 "dice_3d_mean": (("Dice 3D", "dice_3d"), ("Dice 2D", "dice_2d"))}
+
+
+def _columns(rows):
+    """The score columns of the rows' task (denoising: PSNR, SSIM; else Dice 3D, 2D)."""
+    for key, columns in SCORE_COLUMNS.items():
+        if any(key in row["scores"] for row in rows):
+            return key, columns
+    return "dice_3d_mean", SCORE_COLUMNS["dice_3d_mean"]
+
+
 def latency_table(payload):
     """Markdown table of a latency report (`latency_report`'s payload)."""
-    head = ("| network | T | Dice 3D | Dice 2D | mean rate (Hz) | synops / inference | "
-            "energy / inference |")
+    present, columns = _columns(payload["rows"])
+    head = ("| network | T | " + " | ".join(name for name, _ in columns)
+            + " | mean rate (Hz) | synops / inference | energy / inference |")
     lines = [f"{payload['n_subjects']} subjects ({payload['n_slices']} slices) of the "
              f"'{payload['split']}' split; SNNs simulated by the {payload['simulator']}, "
              "read out over all T steps; energy per KerasSpiking's device table "
@@ -238,7 +252,7 @@ def latency_table(payload):
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in payload["rows"]:
         s, e = row["scores"], row["energy"]
-        if "dice_3d_mean" not in s:
+        if present not in s:
             continue
         if row["n_steps"] is None:
             energy = (f"GPU {e['joules_gpu'] * 1e3:.3g} mJ, CPU {e['joules_cpu'] * 1e3:.3g} mJ")
@@ -247,10 +261,10 @@ def latency_table(payload):
             energy = (f"Loihi {e['joules_loihi'] * 1e3:.3g} mJ, SpiNNaker 2 "
                       f"{e['joules_spinnaker2'] * 1e3:.3g} mJ")
             steps, rate = str(row["n_steps"]), f"{row['mean_firing_rate_hz']:.1f}"
-        lines.append(
-            f"| {row['network']} | {steps} | {s['dice_3d_mean']:.3f} ± {s['dice_3d_std']:.3f} | "
-            f"{s['dice_2d_mean']:.3f} ± {s['dice_2d_std']:.3f} | {rate} | {e['synops']:.3g} | "
-            f"{energy} |")
+        cells = " | ".join(f"{s[f'{key}_mean']:.3f} ± {s[f'{key}_std']:.3f}"
+                           for _, key in columns)
+        lines.append(f"| {row['network']} | {steps} | {cells} | {rate} | {e['synops']:.3g} | "
+                     f"{energy} |")
     return "\n".join(lines)
 
 

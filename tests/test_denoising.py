@@ -213,3 +213,11 @@ def test_tiny_denoising_run_reports_psnr_and_ssim(folders, tmp_path):
     assert tuned.synops >= spikes  # every spike drives at least one synapse
     assert tuned.metric == stages["hybrid_snn"]["scores"]["psnr_mean"]
     assert "FLOPs (paper, eq. 13)" in paper_energy.markdown(table)
+
+    # the latency report reads PSNR and SSIM against T
+    assert cli.main(["latency", "--config", str(path), "--run-dir", str(run_dir),
+                     "--steps", "2", "4"]) == 0
+    rows = json.loads((run_dir / "latency.json").read_text())["rows"]
+    assert [r["n_steps"] for r in rows] == [None, 2, 4, 2, 4]
+    assert all(np.isfinite(r["scores"]["psnr_mean"]) for r in rows)
+    assert "| PSNR (dB) | SSIM |" in (run_dir / "latency.md").read_text()
