@@ -32,8 +32,11 @@ divided by its amplitude, so for these neurons they count thresholds passed
 (a spike at threshold 2 counts twice, one at 0.25 a quarter), not spike events.
 
 Loihi 1 compartments emit at most one unit spike per step and reset to 0, so these
-neurons do not go on chip (a mapping onto one compartment per threshold is left for
-later; see the record's ``off_chip``).
+neurons do not go on chip. One compartment per threshold is not an exact mapping
+either: the thresholds share one voltage and are checked high to low within a step
+(each sees what the higher ones subtracted), while separate compartments have their
+own voltages and see each other's spikes a step later; nengo-loihi 1.1 has no
+multi-compartment neurons and no reset by subtraction (see the record's ``off_chip``).
 
 Conversion: ``convert.neuron_model: multi_threshold`` (ReLU layers), with
 ``convert.thresholds`` (default the paper's). Everything nengoseg needs is in this
@@ -171,7 +174,10 @@ MULTI_THRESHOLD = register(NeuronKind(
     converts=(("relu", "multi_threshold"),),
     make=lambda rate: MultiThresholdIF(amplitude=rate.amplitude),
     off_chip="a Loihi 1 compartment emits at most one unit spike per step and resets its "
-             "voltage to 0; a multi-threshold neuron emits up to one spike per threshold per "
-             "step and subtracts each (no exact mapping in nengo-loihi 1.1 yet; use "
-             "neuron_model: loihi to deploy)",
+             "voltage to 0, while a multi-threshold neuron emits up to one spike per "
+             "threshold per step from one shared voltage, checked high to low, and subtracts "
+             "what it emitted; one compartment per threshold cannot reproduce that exactly "
+             "(each compartment has its own voltage and sees the others' spikes only a step "
+             "later, and nengo-loihi 1.1 exposes neither multi-compartment neurons nor reset "
+             "by subtraction); use neuron_model: loihi to deploy",
 ))
