@@ -15,6 +15,7 @@ from nengoseg.backends import CHOICES as SEGMENT_ENGINES
 from nengoseg.backends import SIMULATORS, SNN
 from nengoseg.errors import NengosegError
 from nengoseg.rundir import stage_dir
+from nengoseg.sweep.commands import add_sweep_commands
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -367,6 +368,8 @@ def build_parser():
     dep.add_argument("--n-images", type=int, help="evaluation examples to run (default: loihi.n_images)")
     dep.set_defaults(func=cmd_deploy)
 
+    add_sweep_commands(commands)
+
     seg = commands.add_parser(
         "segment",
         help="segment NIfTI volumes (hippocampus runs) or 2D images (drive, isbi2012 runs) "
@@ -414,7 +417,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     _quiet_tensorflow()  # before anything imports TensorFlow
     try:
-        args.func(args)
+        status = args.func(args)
     except KeyboardInterrupt:
         print("nengoseg: interrupted; run the same command again to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -424,7 +427,8 @@ def main(argv=None):
         message, status = describe_error(err)
         print(f"nengoseg: error: {message}", file=sys.stderr)
         return status
-    return 0
+    # a command may return its exit status (sweep, cv: 1 when a trial failed)
+    return status if type(status) is int else 0
 
 
 def describe_error(err):

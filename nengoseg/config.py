@@ -17,6 +17,8 @@ import yaml
 
 from nengoseg.backends import DEFAULT_SNN, SIMULATORS
 from nengoseg.errors import ConfigError
+from nengoseg.yamlio import load_yaml
+
 
 _MISSING = object()
 
@@ -330,7 +332,7 @@ def apply_overrides(raw, overrides):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"bad override {item!r}: '{part}' is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = load_yaml(value)
     return raw
 
 
@@ -382,7 +384,7 @@ def _read_yaml(path):
             "save the config as UTF-8"
         ) from None
     try:
-        return yaml.safe_load(text_)
+        return load_yaml(text_)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML {_yaml_problem(err, text_)}") from None
     except RecursionError:
@@ -430,7 +432,7 @@ def _check_overrides(overrides):
         if not sep:
             continue  # apply_overrides says what is expected
         try:
-            yaml.safe_load(value)
+            load_yaml(value)
         except yaml.YAMLError as err:
             raise ConfigError(
                 f"bad override {item!r}: the value is not valid YAML {_yaml_problem(err, value)}"

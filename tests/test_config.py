@@ -4,6 +4,7 @@ import pytest
 
 from nengoseg.config import SCHEMA, defaults, load_config, resolve
 from nengoseg.errors import ConfigError
+from nengoseg.sweep import parse_grid
 from pathlib import Path
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -55,6 +56,16 @@ def test_overrides_are_checked(tmp_path):
         load_config(path, ["train.epochs=-1"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(path, ["train.epochs"])
+
+
+def test_exponent_numbers_are_numbers_in_files_overrides_and_grids(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-3 as the string '1e-3'; YAML 1.2 and users read a number
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntrain:\n  learning_rate: 1e-3\n")
+    cfg = load_config(path, ["train.min_lr=5E-7"])
+    assert cfg["train"]["learning_rate"] == 0.001 and cfg["train"]["min_lr"] == 5e-7
+    assert parse_grid(["train.learning_rate=1e-3,2.5e-4,1e"]) == {
+        "train.learning_rate": [0.001, 0.00025, "1e"]}
 
 
 def test_unreadable_and_invalid_files(tmp_path):
