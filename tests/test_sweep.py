@@ -466,3 +466,18 @@ def test_from_run_starts_every_trial_from_one_trained_ann(fake, tmp_path):
         copy = tmp_path / "s" / "trials" / f"convert.n_steps={n}" / "ann"
         assert (copy / "model.h5").read_bytes() == b"weights"
     assert (base / "ann" / "model.h5").read_bytes() == b"weights"  # the source is untouched
+
+
+def test_scaleout_schedules_the_measured_trials_on_n_workers():
+    from nengoseg.sweep.report import makespan, scaleout
+
+    assert makespan([3, 1, 1, 1], 2) == 3 and makespan([3, 1, 1, 1], 1) == 6
+    assert makespan([2, 2, 2], 4) == 2 and makespan([], 3) == 0
+    rows = [{"trial": f"t{i}", "wall_seconds": t} for i, t in enumerate([10, 10, 10, 10])]
+    report = {"trials": rows, "ran": [r["trial"] for r in rows], "slots": 2,
+              "wall_seconds": 23.0}
+    found = scaleout(report)
+    assert found["overhead_seconds"] == pytest.approx(3.0)  # 23 s against 2 waves of 10 s
+    assert [(e["workers"], e["seconds"]) for e in found["estimates"]] == [
+        (1, 43.0), (2, 23.0), (4, 13.0)]
+    assert scaleout({**report, "ran": ["t0"]}) is None  # the others ran earlier

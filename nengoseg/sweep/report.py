@@ -2,6 +2,7 @@
 folds per group of the other grid values, and sweep.json / sweep.md / sweep.csv."""
 
 import csv
+import heapq
 import io
 import json
 from pathlib import Path
@@ -142,6 +143,56 @@ def build_report(specs, records, info):
     }
 
 
+def makespan(times, slots):
+    """Wall time of running ``times`` (seconds, in order) on ``slots`` workers that each
+    take the next trial when free (how Ray hands out queued tasks)."""
+    free = [0.0] * max(1, int(slots))
+    for seconds in times:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free) if times else 0.0
+
+
+def scaleout(report, workers=(1, 2, 4, 8, 16, 32)):
+    """The sweep on N workers, estimated from this run: ``None`` unless every trial ran in
+    this invocation. ``overhead`` is the measured wall time beyond the ideal schedule of
+    the measured trial times on this run's slots (Ray's start, dispatch and gathering,
+    the report); each estimate is the ideal schedule on N workers plus that overhead."""
+    rows = {row["trial"]: row for row in report["trials"]}
+    ran = report.get("ran") or []
+    times = [rows[slug]["wall_seconds"] for slug in ran if slug in rows]
+    if (not report.get("slots") or len(ran) != len(rows) or not times
+            or any(t is None for t in times)):
+        return None
+    overhead = max(0.0, report["wall_seconds"] - makespan(times, report["slots"]))
+    return {
+        "trials": len(times), "slots": report["slots"], "wall_seconds": report["wall_seconds"],
+        "mean_trial_seconds": sum(times) / len(times), "sum_trial_seconds": sum(times),
+        "overhead_seconds": overhead,
+        "estimates": [{"workers": n, "seconds": makespan(times, n) + overhead}
+                      for n in sorted({n for n in workers if n < len(times)} | {len(times)})],
+    }
+
+
+def scaleout_markdown(report):
+    found = scaleout(report)
+    if found is None:
+        return ("Not estimated: some trials finished in an earlier invocation (their wall "
+                "times are not this run's).")
+    lines = [
+        f"Measured here: {found['trials']} trials, mean {duration(found['mean_trial_seconds'])} "
+        f"each ({duration(found['sum_trial_seconds'])} in all), {found['slots']} at a time: "
+        f"the sweep took {duration(found['wall_seconds'])}, of which "
+        f"{duration(found['overhead_seconds'])} beyond the ideal schedule of the measured trial "
+        "times (Ray's start, dispatch and gathering, the report). On N workers, each as fast "
+        "as one slot here (one trial per worker at a time; nodes sharing the sweep folder):",
+        "",
+        "| workers | estimated wall time |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {e['workers']} | {duration(e['seconds'])} |" for e in found["estimates"]]
+    return "\n".join(lines)
+
+
 def write_report(sweep_dir, report):
     """SWEEP/sweep.json, sweep.md and sweep.csv, each written atomically."""
     sweep_dir = Path(sweep_dir)
@@ -222,6 +273,10 @@ def report_markdown(report):
         "Population standard deviation over the trials that finished (folds: how many).",
         "",
         aggregate_markdown(report),
+        "",
+        "## Scale-out",
+        "",
+        scaleout_markdown(report),
         "",
         "## Trials",
         "",

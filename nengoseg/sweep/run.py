@@ -165,11 +165,13 @@ class _Progress:
 
 
 def _run_local(specs, out, records):
+    """Run the trials one after another here; returns how many ran at a time (1)."""
     out(f"sweep: {len(specs)} trials to run here, one after another")
     progress = _Progress(len(specs), 1, out)
     for spec in specs:
         records[spec["slug"]] = record = run_trial(spec)
         progress.trial_done(record)
+    return 1
 
 
 def machine_cores():
@@ -180,6 +182,7 @@ def machine_cores():
 
 
 def _run_ray(specs, address, cpus_per_trial, num_cpus, out, records):
+    """Run the trials as Ray tasks; returns how many could run at a time."""
     import ray
 
     started = False
@@ -231,6 +234,7 @@ def _run_ray(specs, address, cpus_per_trial, num_cpus, out, records):
                 ray.cancel(ref)
             ray.wait(list(pending), num_returns=len(pending), timeout=10)
             raise
+        return slots
     finally:
         if started:
             ray.shutdown()
@@ -317,13 +321,14 @@ def run_sweep(config, grid, *, sweep_dir=None, overrides=(), backend=None, addre
     clock = time.monotonic()
     info = {"kind": kind, "config": str(config), "config_sha256": digest,
             "grid": {key: list(values) for key, values in grid.items()}, "set": overrides,
-            "backend": chosen, "cpus_per_trial": cpus_per_trial, "sweep_dir": str(sweep_dir)}
+            "backend": chosen, "cpus_per_trial": cpus_per_trial, "sweep_dir": str(sweep_dir),
+            "ran": [spec["slug"] for spec in to_run], "slots": None}
     ran = {}  # filled as trials end, so an interrupted sweep still reports them
     try:
         if to_run and chosen == "ray":
-            _run_ray(to_run, address, cpus_per_trial, num_cpus, out, ran)
+            info["slots"] = _run_ray(to_run, address, cpus_per_trial, num_cpus, out, ran)
         elif to_run:
-            _run_local(to_run, out, ran)
+            info["slots"] = _run_local(to_run, out, ran)
     except BaseException as err:
         if ran or isinstance(err, KeyboardInterrupt):
             _finish(specs, {**records, **ran}, info, clock, sweep_dir)
