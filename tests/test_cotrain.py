@@ -354,3 +354,25 @@ def test_engine_path_cotrains_and_exports(tmp_path):
     np.testing.assert_allclose(
         reference.outputs, np.load(run / "hybrid" / "predictions" / "hybrid_snn.npz")["outputs"], atol=1e-4
     )
+
+
+@pytest.mark.parametrize("engine", ["engine", "nengo-dl"])
+def test_a_fine_tuning_that_never_beats_its_start_keeps_the_start(tmp_path, engine):
+    """The starting network's validation loss is the best so far (epoch 0): one epoch at
+    a destructive learning rate does not replace it."""
+    run = tmp_path / "run"
+    cfg = tiny_config({"engine": engine, "epochs": 1, "learning_rate": 50.0},
+                      {"scale_firing_rates": 100})
+    cfg["evaluate"]["engine"] = engine
+    data = tiny_data()
+    ann = tiny_segmenter()
+    write_ann(run, ann, cfg, data)
+    stage = cotrain_stage(cfg, run, data, verbose=False)
+    history = json.loads((run / "hybrid" / "history.json").read_text())
+    assert stage["best_epoch"] == 0, history
+    assert history["val_loss"][0] > stage["baseline_val_loss"]
+    keras_model, _ = load_conversion(run / "hybrid")
+    for name in ("c1", "c2", "out"):
+        for kept, start in zip(keras_model.get_layer(name).get_weights(),
+                               ann.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(kept, start)

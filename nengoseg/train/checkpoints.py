@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -161,6 +162,24 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
 
+    def set_baseline(self, logs, model):
+        """The starting network's validation scores, before a fresh fit: it is the
+        best so far (epoch 0; its trainable variables saved beside the best weights),
+        so an epoch must beat it to replace it, and a fit that never does ends with
+        the starting network."""
+        current = logs.get(self.monitor)
+        if self.state["epochs_done"] or current is None:
+            return
+        self.state.update(best=float(current), best_epoch=0, baseline=dict(logs))
+        values = {f"{i}": v.numpy() for i, v in enumerate(model.trainable_weights)}
+        with atomic_path(self.start_weights) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **values)
+
+    @property
+    def start_weights(self):
+        return self.best_weights.with_name("start.weights.npz")
+
     def on_train_begin(self, logs=None):
         if self.state["epochs_done"]:
             restore(self.folder, self.model, self.model.optimizer)
@@ -191,7 +210,15 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         self.save()
 
     def on_train_end(self, logs=None):
-        if self.best_weights.exists():
+        if self.state.get("best_epoch") == 0 and self.start_weights.exists():
+            with np.load(self.start_weights) as saved:
+                variables = self.model.trainable_weights
+                if len(saved.files) != len(variables):
+                    raise ValueError(f"{self.start_weights}: {len(saved.files)} arrays for "
+                                     f"{len(variables)} trainable variables")
+                for i, variable in enumerate(variables):
+                    variable.assign(saved[f"{i}"])
+        elif self.best_weights.exists():
             self.model.load_weights(str(self.best_weights))
 
     def save(self):

@@ -234,6 +234,9 @@ def cotrain_stage(cfg, run_dir, data, checkpoint=None, verbose=True, force=False
                                 verbose)
         payload.update(_training_summary(ccfg, state, minibatch, source, n_steps, n_train))
         new.results[STAGE] = payload
+    if verbose and payload.get("best_epoch") == 0:
+        print(f"cotrain: note: no epoch beat the starting network's validation loss "
+              f"({payload['baseline_val_loss']:.4g}); the network it started from is kept")
     if verbose:
         print(
             "hybrid_snn: " + evaluate.summary_line(cfg["evaluate"]["split"], payload["scores"])
@@ -328,6 +331,8 @@ def _training_summary(ccfg, state, minibatch, source, n_steps, n_train):
         source=source,
         epochs_run=epochs_done,
         best_epoch=state.get("best_epoch"),
+        # the starting network's validation loss (a best_epoch of 0 kept that network)
+        baseline_val_loss=(state.get("baseline") or {}).get("val_loss"),
         train_seconds=round(state["train_seconds"], 1),
         seconds_per_epoch=round(state["train_seconds"] / max(1, epochs_done), 2),
         n_steps_train=n_steps,

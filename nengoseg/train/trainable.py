@@ -6,6 +6,8 @@ without importing the stage (which imports them).
 
 import abc
 
+import numpy as np
+
 
 class TrainableSNN(abc.ABC):
     """A converted spiking network made trainable by one engine.
@@ -53,7 +55,21 @@ class TrainableSNN(abc.ABC):
         )
 
     def fit(self, train, validation, epochs, initial_epoch, callbacks):
-        """Keras ``fit`` on `Batches` generators (``validation`` may be None)."""
+        """Keras ``fit`` on `Batches` generators (``validation`` may be None).
+
+        Before a fresh fit (``initial_epoch`` 0) with validation data, the callbacks
+        that have ``set_baseline(logs, model)`` get the validation scores of the
+        starting network (``val_loss``, ...), so that a fine-tuning that never beats
+        the network it started from keeps it.
+        """
+        hooks = [cb for cb in callbacks if hasattr(cb, "set_baseline")]
+        if hooks and validation is not None and initial_epoch == 0:
+            scores = self.trainer.evaluate(iter(validation), steps=len(validation), verbose=0)
+            if not isinstance(scores, dict):  # Keras: a list, or the loss alone; NengoDL: a dict
+                scores = dict(zip(self.keras_model.metrics_names, np.atleast_1d(scores)))
+            logs = {f"val_{key}": float(np.asarray(value)) for key, value in scores.items()}
+            for cb in hooks:
+                cb.set_baseline(logs, self.keras_model)
         return self.trainer.fit(
             iter(train),
             steps_per_epoch=len(train),
