@@ -87,7 +87,7 @@ def test_bad_grid_through_the_cli_exits_2_with_one_line(tmp_path, capsys):
 
 def _fake_results(ann, converted, hybrid=None, loihi=None):
     stages = {"ann": {"test": ann, "val": {"dice_2d_mean": -1.0}},
-              "ann_on_snn_examples": {"scores": {"dice_2d_mean": -1.0}},
+              "ann_on_snn_examples": {"scores": {"dice_2d_mean": 0.66}},
               "converted_snn": {"scores": converted, "mean_firing_rate_hz": 3.0}}
     if hybrid is not None:
         stages["hybrid_snn"] = {"scores": hybrid}
@@ -103,6 +103,7 @@ def test_stage_scores_read_the_run_layout():
     )
     assert sweep.stage_scores(results) == {
         "ann": {"dice_2d_mean": 0.7, "dice_3d_mean": 0.8},
+        "ann_on_snn_examples": {"dice_2d_mean": 0.66},  # the ANN beside the SNN rows
         "converted_snn": {"dice_2d_mean": 0.4, "dice_3d_mean": 0.5},
         "loihi": {"dice_2d_mean": 0.3},
     }
@@ -126,8 +127,8 @@ def test_aggregate_is_mean_and_population_std_over_folds_per_group(tmp_path):
                      "scores": sweep.stage_scores(json.loads(path.read_text()))})
     table = sweep.aggregate(rows, ["train.learning_rate", "data.fold"])
     got = {(e["group"]["train.learning_rate"], e["stage"]): e for e in table}
-    assert list(got) == [(0.01, "ann"), (0.01, "converted_snn"), (0.01, "hybrid_snn"),
-                         (0.1, "ann"), (0.1, "converted_snn"), (0.1, "hybrid_snn")]
+    assert list(got) == [(lr, stage) for lr in (0.01, 0.1) for stage in (
+        "ann", "ann_on_snn_examples", "converted_snn", "hybrid_snn")]
     a = [ann[0.01, f] for f in range(3)]
     mean = sum(a) / 3
     std = (sum((x - mean) ** 2 for x in a) / 3) ** 0.5  # population std (ddof 0)
@@ -146,7 +147,7 @@ def test_aggregate_is_mean_and_population_std_over_folds_per_group(tmp_path):
     assert got[0.01, "hybrid_snn"]["n"] == 2  # only the folds that have the stage
     # one group when data.fold is the only grid key (cross-validation)
     one = sweep.aggregate(rows[:3], ["data.fold"])
-    assert [e["group"] for e in one] == [{}, {}, {}] and one[0]["n"] == 3
+    assert [e["group"] for e in one] == [{}] * 4 and one[0]["n"] == 3
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -402,7 +403,8 @@ def test_real_trials_one_ok_one_failing(tiny, tmp_path, capsys):
     assert ok["status"] == "ok" and bad["status"] == "failed" and bad["exit_code"] == 2
     results = json.loads((folder / "trials" / "train.epochs=3" / "results.json").read_text())
     assert ok["scores"]["ann"]["dice_3d_mean"] == results["stages"]["ann"]["test"]["dice_3d_mean"]
-    assert set(ok["scores"]) == {"ann", "converted_snn"}  # co-training and Loihi are off
+    # co-training and Loihi are off
+    assert set(ok["scores"]) == {"ann", "ann_on_snn_examples", "converted_snn"}
     assert 0 < ok["scores"]["ann"]["dice_2d_mean"] <= 1
     assert "| 3 | ANN |" in out and "| 3 | converted SNN |" in out
 
@@ -481,3 +483,15 @@ def test_scaleout_schedules_the_measured_trials_on_n_workers():
     assert [(e["workers"], e["seconds"]) for e in found["estimates"]] == [
         (1, 43.0), (2, 23.0), (4, 13.0)]
     assert scaleout({**report, "ran": ["t0"]}) is None  # the others ran earlier
+
+
+def test_a_rerun_with_nothing_to_run_keeps_the_scaleout_measured_before(fake, tmp_path):
+    config, runner = fake
+    grid = {"data.fold": [0, 1], "train.learning_rate": [0.01]}
+    first = sweep.run_sweep(config, grid, sweep_dir=tmp_path / "s", backend="local",
+                            runner=runner, out=print)
+    assert first["scaleout"]["trials"] == 2 and first["scaleout"]["slots"] == 1
+    again = sweep.run_sweep(config, grid, sweep_dir=tmp_path / "s", backend="local",
+                            runner=runner, out=print)
+    assert again["ran"] == [] and again["scaleout"] == first["scaleout"]
+    assert "Measured here: 2 trials" in (tmp_path / "s" / "sweep.md").read_text()

@@ -16,6 +16,8 @@ TRIAL_LOG = "trial.log"
 # (stage in results.json, label, where its scores are)
 STAGES = (
     ("ann", "ANN", "test"),
+    # the ANN on the examples the SNNs are scored on (the SNN rows' own comparison)
+    ("ann_on_snn_examples", "ANN, SNN's examples", "scores"),
     ("converted_snn", "converted SNN", "scores"),
     ("hybrid_snn", "fine-tuned SNN", "scores"),
     ("loihi", "Loihi", "scores"),
@@ -140,6 +142,7 @@ def build_report(specs, records, info):
         "failed": [row["trial"] for row in rows if row["status"] == "failed"],
         "not_run": [row["trial"] for row in rows if row["status"] == "not run"],
         "aggregate": aggregate(rows, list(info["grid"])),
+        "scaleout": scaleout({**info, "trials": rows}),
     }
 
 
@@ -174,7 +177,7 @@ def scaleout(report, workers=(1, 2, 4, 8, 16, 32)):
 
 
 def scaleout_markdown(report):
-    found = scaleout(report)
+    found = report.get("scaleout")
     if found is None:
         return ("Not estimated: some trials finished in an earlier invocation (their wall "
                 "times are not this run's).")

@@ -18,7 +18,9 @@ from pathlib import Path
 from nengoseg.atomic import read_json, write_json
 from nengoseg.errors import ConfigError, NengosegError
 from nengoseg.sweep.grid import FOLD_KEY, check_config_key, plan, yaml_text
-from nengoseg.sweep.report import TRIAL_LOG, TRIALS, build_report, duration, write_report
+from nengoseg.sweep.report import (
+    TRIAL_LOG, TRIALS, build_report, duration, scaleout, write_report,
+)
 
 BACKENDS = ("ray", "local")
 TRIAL_RECORD = "trial.json"
@@ -377,6 +379,14 @@ def seed_from_run(from_run, grid, specs, out):
 def _finish(specs, records, info, clock, sweep_dir):
     info["wall_seconds"] = round(time.monotonic() - clock, 3)
     report = build_report(specs, records, info)
+    if report["scaleout"] is None and not info["ran"]:  # nothing ran: keep the estimate
+        try:                                            # of the run that ran the trials
+            earlier = read_json(Path(sweep_dir) / "sweep.json", "sweep report")
+        except NengosegError:
+            earlier = {}
+        if earlier.get("config_sha256") == info["config_sha256"] and \
+                earlier.get("set") == info["set"] and earlier.get("grid") == info["grid"]:
+            report["scaleout"] = earlier.get("scaleout") or scaleout(earlier)
     write_report(sweep_dir, report)
     return report
 
