@@ -27,19 +27,20 @@ from nengoseg.loihi.settings import DeploySettings
 
 
 def compile_model(snn, target="sim", pop_type=None, max_evaluations=None, settle_steps=None,
-                  block_shapes=None, verbose=0):
+                  block_shapes=None, verbose=0, emulator=None, chunk_images=None):
     """Build ``snn`` (a `nengoseg.SpikingModel`) for nengo-loihi; returns a `LoihiModel`.
 
     ``target``: ``"sim"`` (nengo-loihi's emulator) or ``"loihi"`` (the board; needs
     NxSDK, else `nengoseg.loihi.LoihiUnavailable`). ``pop_type``, ``max_evaluations``,
-    ``settle_steps``: as the config's ``loihi:`` section (`DeploySettings`; None: its
-    defaults). ``block_shapes``: ``{layer name: block shape}`` found before (e.g. the
-    ``block_shape`` column of an earlier `LoihiModel.resources`), used when every
-    on-chip layer has one and nengo-loihi still accepts them; else (the default) they
-    are searched. ``verbose=1`` shows the block-shape search.
+    ``settle_steps``, ``emulator`` ("batched" or "nengo-loihi"), ``chunk_images``: as the
+    config's ``loihi:`` section (`DeploySettings`; None: its defaults). ``block_shapes``:
+    ``{layer name: block shape}`` found before (e.g. the ``block_shape`` column of an
+    earlier `LoihiModel.resources`), used when every on-chip layer has one and
+    nengo-loihi still accepts them; else (the default) they are searched. ``verbose=1``
+    shows the block-shape search.
     """
     given = {"pop_type": pop_type, "max_evaluations": max_evaluations,
-             "settle_steps": settle_steps}
+             "settle_steps": settle_steps, "emulator": emulator, "chunk_images": chunk_images}
     settings = DeploySettings(target=target, **{k: v for k, v in given.items() if v is not None})
     check_target(settings.target)
     loihi_net = from_description(snn.description, pop_type=settings.pop_type)
@@ -93,12 +94,15 @@ class LoihiModel:
         return self.settings.target
 
     def run(self, x, n_steps=None, verbose=0):
-        """Run each input for ``n_steps`` (default: the conversion's); a
+        """Run each input for ``n_steps`` (default: the conversion's) on the emulator the
+        settings name (``emulator``: batched or nengo-loihi's; the board one by one); a
         `nengoseg.loihi.run.LoihiResult` (``readout``, ``masks``, ``firing_rates_hz``,
         ``spike_counts`` on the emulator, ``steps_per_second``)."""
         x = self.snn._inputs(x, "loihi predict")
         return run_loihi(self.loihi_net, x, n_steps=n_steps, target=self.target,
-                         settle_steps=self.settings.settle_steps, progress=bool(verbose))
+                         settle_steps=self.settings.settle_steps, progress=bool(verbose),
+                         batched=self.settings.emulator == "batched",
+                         chunk_images=self.settings.chunk_images)
 
     def predict(self, x, n_steps=None, verbose=0):
         """Probabilities or values per input, as `nengoseg.SpikingModel.predict`."""

@@ -29,3 +29,10 @@ class LoihiResourceError(LoihiError):
 
 class LoihiNetworkError(LoihiError):
     """The network holds something nengo-loihi cannot run on chip; names the object."""
+
+
+class BatchedEmulatorUnsupported(LoihiError):
+    """The batched emulator (`nengoseg.loihi.batched`) cannot reproduce nengo-loihi's
+    emulator exactly for this network or simulator; the message names what, and
+    nengo-loihi's own emulator (``loihi.emulator: nengo-loihi``,
+    ``run_loihi(..., batched=False)``) still runs it."""

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse
 
 
-def _synapse_matrix(synapse, n_compartments):
+def synapse_matrix(synapse, n_compartments):
     """``(n_axons * n_pops, n_compartments)`` CSR matrix of ``synapse``'s weights."""
     n_axons = synapse.n_axons
     n_pops = synapse.axon_populations(0) if n_axons else 1
@@ -55,6 +55,20 @@ def _synapse_matrix(synapse, n_compartments):
     return matrix, n_pops
 
 
+def axon_rows(axon, compartments, n_pops):
+    """``(used, rows)``: which of ``compartments`` (source indices) reach ``axon``'s
+    target synapse, and the matrix row (``axon index * n_pops + atom``) of each one that
+    does, as ``Axon.map_spikes`` maps them (a negative axon index: no spike sent)."""
+    compartments = np.asarray(compartments, np.int64)
+    ids = np.asarray(axon.map_axon(compartments), np.int64)
+    if axon.compartment_atoms is None:
+        atoms = np.zeros_like(ids)
+    else:
+        atoms = np.asarray(axon.compartment_atoms, np.int64)[compartments]
+    used = ids >= 0
+    return used, ids[used] * n_pops + atoms[used]
+
+
 class _Routing:
     """The vectorised ``inject_current`` / ``update_input`` of one ``SynapseState``."""
 
@@ -63,7 +77,7 @@ class _Routing:
         self.matrices, self.n_pops, self.counts = {}, {}, {}
         for synapse, where in synapse_state.items():
             n = where.stop - where.start
-            matrix, n_pops = _synapse_matrix(synapse, n)
+            matrix, n_pops = synapse_matrix(synapse, n)
             self.matrices[synapse] = matrix
             self.n_pops[synapse] = n_pops
             self.counts[synapse] = np.zeros(matrix.shape[0], np.int64)
@@ -72,13 +86,7 @@ class _Routing:
         compartments = np.asarray(compartments, np.int64)
         if compartments.size == 0:
             return
-        ids = np.asarray(axon.map_axon(compartments), np.int64)
-        if axon.compartment_atoms is None:
-            atoms = np.zeros_like(ids)
-        else:
-            atoms = np.asarray(axon.compartment_atoms, np.int64)[compartments]
-        used = ids >= 0
-        rows = ids[used] * self.n_pops[axon.target] + atoms[used]
+        _, rows = axon_rows(axon, compartments, self.n_pops[axon.target])
         counts = self.counts[axon.target]
         counts += np.bincount(rows, minlength=counts.size)
 

@@ -188,6 +188,7 @@ class InputCoder:
         self._rows = None
         self._first = 0
         self.counts = np.zeros(self.size_out)
+        self.spikes = None  # (n_steps, size_out) bool of the last `present` (spiking only)
 
     def present(self, image, n_steps, first_step, rng=None):
         """Show ``image`` for steps ``first_step + 1 ... first_step + n_steps``."""
@@ -203,6 +204,7 @@ class InputCoder:
         if not self.spiking:
             self._rows = values[None] * self.rate_hz
             self.counts = np.zeros(self.size_out)
+            self.spikes = None
             return
         p = values * self.rate_hz * self.dt
         largest = float(p.max()) if p.size else 0.0
@@ -219,6 +221,7 @@ class InputCoder:
         else:
             steps = np.arange(n_steps + 1)[:, None]
             spikes = np.diff(np.floor(steps * p + 1e-9), axis=0) > 0
+        self.spikes = spikes
         self._rows = spikes.astype(np.float64) / self.dt
         self.counts = spikes.sum(axis=0).astype(np.float64)
 

@@ -6,9 +6,11 @@ without NxSDK raises `LoihiUnavailable` instead of silently emulating, so a run
 never claims the board when it used the emulator.
 
 Per image: nengo-loihi's Simulator cannot be reset, so on the emulator the chip's
-neuron state (voltages, currents, refractory counters, pending inputs) is zeroed
+neuron state (voltages, currents, refractory counters, queued input spikes) is zeroed
 between images, as NengoDL starts every image from rest; on the board the image
-is followed by ``settle_steps`` steps of blank input instead. Spike counts come
+is followed by ``settle_steps`` steps of blank input instead. ``batched=True`` runs
+the emulator's model for many images at once instead (`nengoseg.loihi.batched`: the
+same spikes, faster). Spike counts come
 from the emulator's per-compartment counters (no probe on every neuron, which
 would send every spike off chip); the board reports only the readout layers.
 """
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 
 from nengoseg.errors import DataError
 from nengoseg.loihi import nengo_loihi_compat as compat
+from nengoseg.loihi.batched import batched_emulator, default_chunk, emulate
 from nengoseg.loihi.build import block_neurons
 from nengoseg.loihi.errors import LoihiUnavailable
 
@@ -58,8 +61,9 @@ class LoihiResult:
     """One run over a set of images (``outputs`` etc. as in `nengoseg.convert.SNNResult`).
 
     spike_counts: ``{layer: (n_neurons,) spikes summed over images}`` (emulator only);
-    firing_rates_hz: mean rate per layer; steps_per_second: simulated steps per
-    wall-clock second (the build not included); target: "sim" or "loihi".
+    firing_rates_hz: mean rate per layer; steps_per_second: images x simulated steps per
+    wall-clock second (the build not included; a batched run counts every image's
+    steps); target: "sim" or "loihi".
     """
 
     outputs: np.ndarray
@@ -95,13 +99,19 @@ def make_simulator(loihi_net, target="sim", fast_routing=True, fast_build=True):
 
 
 def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progress=True,
-              simulator=None, fast_routing=True):
+              simulator=None, fast_routing=True, batched=False, chunk_images=None):
     """Present each image of ``x`` for ``n_steps`` steps and read the output.
 
     Returns a `LoihiResult`. ``simulator``: reuse an open one made by
     `make_simulator` (it is not closed here); ``fast_routing``: see `make_simulator`;
-    ``progress``: a tqdm bar of the steps run (images x ``n_steps``, settling not
-    counted), with the time left, on stderr where stderr is a terminal.
+    ``batched``: on the emulator, run ``chunk_images`` images at a time through
+    `nengoseg.loihi.batched` (the same model and the same spikes as nengo-loihi's
+    emulator, much faster; None: a chunk size that keeps its arrays near 1 GiB); it
+    raises `BatchedEmulatorUnsupported` for what it cannot reproduce. False: nengo-loihi's
+    own emulator, one image after another (the reference). The board always runs
+    one image after another. ``progress``: a tqdm bar of the steps run (images x
+    ``n_steps``, settling not counted), with the time left, on stderr where stderr
+    is a terminal.
     """
     s = loihi_net.settings
     n_steps = s.n_steps if n_steps is None else int(n_steps)
@@ -109,12 +119,25 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     if x.shape[1:] != loihi_net.input_shape or len(x) == 0:
         raise DataError(f"inputs of shape {x.shape} do not fit the network, which takes "
                         f"(n, {', '.join(map(str, loihi_net.input_shape))}) with n >= 1")
+    if chunk_images is not None and int(chunk_images) < 1:
+        raise DataError(f"chunk_images={chunk_images!r}: the batched emulator needs at least "
+                        "1 image per chunk (or None: its own choice)")
     window = s.window(n_steps)
     rng = np.random.default_rng(s.seed)
     start = time.time()
-    sim = simulator or make_simulator(loihi_net, target, fast_routing)
-    build_seconds = time.time() - start if simulator is None else 0.0
+    sim = simulator or make_simulator(loihi_net, target, fast_routing and not batched)
     emulator = compat.emulator_of(sim)
+    engine = None
+    try:
+        if batched and emulator is not None:
+            engine = batched_emulator(sim, loihi_net)
+            if chunk_images is None:
+                chunk_images = default_chunk(loihi_net, engine.n, n_steps)
+    except BaseException:
+        if simulator is None:
+            sim.close()
+        raise
+    build_seconds = time.time() - start if simulator is None else 0.0
     layers = {layer.name: layer for layer in loihi_net.on_chip_layers}
     counts = {name: np.zeros(layer.n_neurons) for name, layer in layers.items()}
     inputs = [layer.name for layer in loihi_net.layers.values() if not layer.on_chip]
@@ -123,25 +146,17 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     bar = tqdm(total=len(x) * n_steps, desc=f"Loihi ({sim.target})", unit="step", leave=False,
                disable=None if progress else True, dynamic_ncols=True)
     try:
-        for i, image in enumerate(x):
-            if emulator is not None:
-                compat.rest(emulator)
-                before = compat.spike_counts(emulator)
-            elif i > 0:
-                loihi_net.coder.present(np.zeros_like(image), settle_steps, sim.n_steps, rng)
-                sim.run_steps(settle_steps)
-            sim.clear_probes()
-            loihi_net.coder.present(image, n_steps, sim.n_steps, rng)
-            for k, name in enumerate(inputs):
-                n = loihi_net.coder.n
-                input_counts[name] += loihi_net.coder.counts[k * n : (k + 1) * n]
-            t0 = time.time()
-            sim.run_steps(n_steps)
-            run_seconds += time.time() - t0
-            outputs.append(_read(loihi_net, sim, window))
-            if emulator is not None:
-                _add_counts(counts, sim.model, emulator, before, layers)
-            bar.update(n_steps)
+        if engine is not None:
+            for probed, spikes, coded, seconds in emulate(engine, loihi_net, x, n_steps, rng,
+                                                          int(chunk_images), bar.update):
+                for i, image_counts in enumerate(coded):
+                    outputs.append(_read(loihi_net, probed(i), window))
+                    _add_inputs(input_counts, image_counts, loihi_net.coder.n)
+                _add_counts(counts, sim.model, emulator, spikes, layers)
+                run_seconds += seconds
+        else:
+            run_seconds = _run_each(loihi_net, x, n_steps, sim, emulator, settle_steps, rng,
+                                    (outputs, counts, input_counts, layers, window), bar)
     finally:
         bar.close()
         if simulator is None:
@@ -164,20 +179,53 @@ def run_loihi(loihi_net, x, n_steps=None, target="sim", settle_steps=50, progres
     )
 
 
-def _read(loihi_net, sim, window):
-    """The readout of the last run: probed spikes, host-side synapse, window average."""
+def _run_each(loihi_net, x, n_steps, sim, emulator, settle_steps, rng, into, bar):
+    """nengo-loihi's Simulator, one image after another; returns the seconds stepping."""
+    outputs, counts, input_counts, layers, window = into
+    run_seconds = 0.0
+    for i, image in enumerate(x):
+        if emulator is not None:
+            compat.rest(emulator)
+            before = compat.spike_counts(emulator)
+        elif i > 0:
+            loihi_net.coder.present(np.zeros_like(image), settle_steps, sim.n_steps, rng)
+            sim.run_steps(settle_steps)
+        sim.clear_probes()
+        loihi_net.coder.present(image, n_steps, sim.n_steps, rng)
+        _add_inputs(input_counts, loihi_net.coder.counts, loihi_net.coder.n)
+        t0 = time.time()
+        sim.run_steps(n_steps)
+        run_seconds += time.time() - t0
+        outputs.append(_read(loihi_net, {name: sim.data[probe] for name, probe
+                                         in loihi_net.output_probes.items()}, window))
+        if emulator is not None:
+            spikes = compat.spike_counts(emulator) - before
+            _add_counts(counts, sim.model, emulator, spikes, layers)
+        bar.update(n_steps)
+    return run_seconds
+
+
+def _add_inputs(input_counts, coded, n):
+    """Add one image's input coder counts to ``{relay layer: (n,)}``, relays in order."""
+    for k, name in enumerate(input_counts):
+        input_counts[name] += coded[k * n : (k + 1) * n]
+
+
+def _read(loihi_net, probed, window):
+    """The readout of one image: ``{layer: (n_steps, n)}`` probed spikes, host-side
+    synapse, window average."""
     s = loihi_net.settings
     values = {}
-    for name, probe in loihi_net.output_probes.items():
-        data = np.asarray(sim.data[probe], np.float64)
+    for name, data in probed.items():
+        data = np.asarray(data, np.float64)
         if s.synapse is not None:
             data = nengo.Lowpass(s.synapse).filt(data, dt=s.dt, y0=0)
         values[name] = data[-window:].mean(axis=0)
     return loihi_net.readout(values)
 
 
-def _add_counts(counts, model, emulator, before, layers):
-    spikes = compat.spike_counts(emulator) - before
+def _add_counts(counts, model, emulator, spikes, layers):
+    """Add per-compartment ``spikes`` to ``{layer: (n_neurons,)}``."""
     for name, layer in layers.items():
         found = model.objs[layer.ensemble]["out"]
         for block in found if isinstance(found, (list, tuple)) else [found]:

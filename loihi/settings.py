@@ -10,6 +10,7 @@ from typing import Optional
 from nengoseg.errors import ConfigError
 
 TARGETS = ("sim", "loihi")
+EMULATORS = ("batched", "nengo-loihi")
 
 
 @dataclasses.dataclass
@@ -32,6 +33,14 @@ class DeploySettings:
         Block-shape candidates tried per layer before giving up.
     pop_type
         Axon type of convolutional connections: 32 (nengo-loihi default) or 16.
+    emulator
+        How target "sim" runs: "batched" (default; `nengoseg.loihi.batched`, many images
+        at once through nengo-loihi's built model, the same spikes as its emulator,
+        faster; what it cannot reproduce stops with `BatchedEmulatorUnsupported`) or
+        "nengo-loihi" (nengo-loihi's own emulator, one image after another).
+    chunk_images
+        Images the batched emulator runs at once; None: as many as keep its arrays
+        near 1 GiB (at most 32).
     """
 
     enabled: bool = True
@@ -41,6 +50,8 @@ class DeploySettings:
     settle_steps: int = 50
     max_evaluations: int = 400
     pop_type: int = 32
+    emulator: str = "batched"
+    chunk_images: Optional[int] = None
 
     def __post_init__(self):
         self.validate()
@@ -50,8 +61,12 @@ class DeploySettings:
             _bad("enabled", self.enabled, "true or false")
         if self.target not in TARGETS:
             _bad("target", self.target, "'sim' (the nengo-loihi emulator) or 'loihi' (the board)")
+        if self.emulator not in EMULATORS:
+            _bad("emulator", self.emulator, "'batched' (many images at once) or 'nengo-loihi' "
+                 "(nengo-loihi's emulator, one image at a time)")
         for key, low, optional in (("n_images", 1, True), ("n_steps", 1, True),
-                                   ("settle_steps", 0, False), ("max_evaluations", 1, False)):
+                                   ("settle_steps", 0, False), ("max_evaluations", 1, False),
+                                   ("chunk_images", 1, True)):
             value = getattr(self, key)
             if optional and value is None:
                 continue

@@ -68,7 +68,8 @@ def compile_for_loihi(source, settings, run_dir=None, verbose=False):
     """
     return compile_model(spiking_model.load(source), target=settings.target,
                          pop_type=settings.pop_type, max_evaluations=settings.max_evaluations,
-                         settle_steps=settings.settle_steps,
+                         settle_steps=settings.settle_steps, emulator=settings.emulator,
+                         chunk_images=settings.chunk_images,
                          block_shapes=_cached_shapes(run_dir, source), verbose=verbose)
 
 

@@ -199,19 +199,23 @@ def _loihi_predictor(segmenter, run_dir):
 
     The network is rewritten and tiled once (block shapes that ``nengoseg deploy``
     saved in RUN/loihi/resources.json are reused) and one simulator serves every
-    batch; the emulator is put back at rest before each input.
+    batch; by default the batched emulator (`nengoseg.loihi.batched`, the same spikes as
+    nengo-loihi's emulator) runs many tiles at once, each from rest.
     """
     from nengoseg.deploy import build_for_loihi
     from nengoseg.loihi import DeploySettings
     from nengoseg.loihi.run import make_simulator, run_loihi
     from nengoseg.snn_stage import latest_conversion
 
-    loihi_net, _ = build_for_loihi(latest_conversion(run_dir), DeploySettings(), run_dir)
-    simulator = make_simulator(loihi_net, "sim")
+    settings = DeploySettings()
+    batched = settings.emulator == "batched"
+    loihi_net, _ = build_for_loihi(latest_conversion(run_dir), settings, run_dir)
+    simulator = make_simulator(loihi_net, "sim", fast_routing=not batched)
 
     def predict(x):
         result = run_loihi(loihi_net, x, target="sim", progress=segmenter.verbose,
-                           simulator=simulator)
+                           simulator=simulator, batched=batched,
+                           chunk_images=settings.chunk_images)
         return result.outputs, loihi_net.settings.threshold
 
     return predict

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPAT = {"nengoseg/nengo_dl_compat.py", "loihi/nengo_loihi_compat.py"}
 # what only the compatibility modules (and the replacements they wrap) may touch
 PRIVATE_NAMES = {"TF_NEURON_IMPL", "_generate_inputs", "_get_ss", "sims", "block_info",
-                 "spike_count"}
+                 "spike_count", "host2chip_senders", "spike_targets", "chip2host_params",
+                 "host_pre", "permanent", "noise"}
 REPLACEMENTS = {"loihi/fast_build.py", "loihi/fast_synapses.py"}
 
 
