@@ -150,7 +150,7 @@ def bench(name, args, rng):
 
     cfg = load_config(ROOT / "configs" / f"{name}.yaml")
     model, source = load_model(name, cfg)
-    settings = conversion_settings(cfg, "binary")
+    settings = conversion_settings(cfg, "segmentation")
     settings.n_steps = args.n_steps
     settings.readout_steps = None
     B, T = args.batch, args.n_steps

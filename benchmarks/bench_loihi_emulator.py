@@ -54,7 +54,7 @@ def default_network(folder):
     cfg = load_config(ROOT / "configs" / "default.yaml")
     shape = tuple(cfg["data"]["size"]) + (1,)
     model = build_model(cfg["model"]["kind"], shape, **cfg["model"]["options"])
-    settings = conversion_settings(cfg, "binary")
+    settings = conversion_settings(cfg, "segmentation")
     calibration = np.random.default_rng(1).random((32,) + shape, dtype=np.float32)
     converted = nsconvert.convert(model, settings, calibration_data=calibration)
     nsconvert.save_conversion(folder, model, converted.settings)
