@@ -120,7 +120,8 @@ def test_same_seed_gives_the_same_cotrained_snn_and_scores(tmp_path, engine):
 
     from nengoseg.train.cotrain import cotrain_stage
 
-    cfg = tiny_config({"engine": engine, "epochs": 2, "rate_target_hz": 50.0},
+    cfg = tiny_config({"engine": engine, "epochs": 2, "rate_target_hz": 50.0,
+                       "monitor": "loss"},
                       {"input_coding": "poisson", "scale_firing_rates": 100})
     cfg["evaluate"]["engine"] = "engine"
     data = tiny_data()
