@@ -80,25 +80,26 @@ def run_trial(spec):
         prefix = "nengoseg: error:"
         errors = [line[len(prefix):] for line in tail if line.startswith(prefix)]
         error = (errors or list(tail) or [f"exit status {exit_code}"])[-1].strip()
-    record = {
-        "trial": spec["slug"],
-        "status": status,
-        "overrides": spec["grid"],
-        "set": spec["overrides"],
-        "config": spec["config"],
-        "config_sha256": spec["config_sha256"],
-        "command": command,
-        "exit_code": exit_code,
-        "wall_seconds": round(time.monotonic() - clock, 3),
-        "started": _timestamp(started),
-        "finished": _timestamp(time.time()),
-        "host": host,
-        "error": error,
-        "stderr_tail": list(tail) if status == "failed" else [],
-    }
+    record = _record(
+        spec, status, command=command, exit_code=exit_code,
+        wall_seconds=round(time.monotonic() - clock, 3), started=_timestamp(started),
+        host=host, error=error, stderr_tail=list(tail) if status == "failed" else [],
+    )
     if Path(spec["cwd"]).is_dir():
         write_json(folder / TRIAL_RECORD, record)
     return record
+
+
+def _record(spec, status, command=None, exit_code=None, wall_seconds=None, started=None,
+            host=None, error=None, stderr_tail=()):
+    """A trial's record (trial.json): what ran, with which overrides, and how it ended."""
+    return {
+        "trial": spec["slug"], "status": status, "overrides": spec["grid"],
+        "set": spec["overrides"], "config": spec["config"],
+        "config_sha256": spec["config_sha256"], "command": command, "exit_code": exit_code,
+        "wall_seconds": wall_seconds, "started": started, "finished": _timestamp(time.time()),
+        "host": host, "error": error, "stderr_tail": list(stderr_tail),
+    }
 
 
 def _timestamp(seconds):
@@ -108,13 +109,7 @@ def _timestamp(seconds):
 def _lost_trial(spec, err):
     """The record of a trial whose Ray task itself failed (a node lost, a cancelled task)."""
     message = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-    record = {
-        "trial": spec["slug"], "status": "failed", "overrides": spec["grid"],
-        "set": spec["overrides"], "config": spec["config"],
-        "config_sha256": spec["config_sha256"], "command": None, "exit_code": None,
-        "wall_seconds": None, "started": None, "finished": _timestamp(time.time()),
-        "host": None, "error": f"the Ray task failed: {message}", "stderr_tail": [],
-    }
+    record = _record(spec, "failed", error=f"the Ray task failed: {message}")
     try:
         write_json(Path(spec["folder"]) / TRIAL_RECORD, record)
     except OSError:
@@ -286,8 +281,8 @@ def run_sweep(config, grid, *, sweep_dir=None, overrides=(), backend=None, addre
     defaults to ``runs/<config name>_<kind>``; ``num_cpus`` is the size of a local Ray
     instance (default: this machine's cores); ``runner`` replaces ``[python, -m,
     nengoseg]`` as the command a trial runs (for tests); ``from_run``, a run folder with
-    a trained ANN, starts every trial from a copy of that ANN (`seed_from_run`). Returns the report (what
-    sweep.json holds); its ``failed`` lists the trials that failed.
+    a trained ANN, starts every trial from a copy of that ANN (`seed_from_run`). Returns
+    the report (what sweep.json holds); its ``failed`` lists the trials that failed.
     """
     from nengoseg.config import load_config
 

@@ -162,13 +162,19 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
 
+    @property
+    def wants_baseline(self):
+        """Whether `set_baseline` would use the starting network's scores: a fresh fit
+        that monitors a validation score (otherwise the extra validation pass is skipped)."""
+        return not self.state["epochs_done"] and self.monitor.startswith("val_")
+
     def set_baseline(self, logs, model):
         """The starting network's validation scores, before a fresh fit: it is the
         best so far (epoch 0; its trainable variables saved beside the best weights),
         so an epoch must beat it to replace it, and a fit that never does ends with
         the starting network."""
         current = logs.get(self.monitor)
-        if self.state["epochs_done"] or current is None:
+        if not self.wants_baseline or current is None:
             return
         self.state.update(best=float(current), best_epoch=0, baseline=dict(logs))
         values = {f"{i}": v.numpy() for i, v in enumerate(model.trainable_weights)}

@@ -58,11 +58,11 @@ class TrainableSNN(abc.ABC):
         """Keras ``fit`` on `Batches` generators (``validation`` may be None).
 
         Before a fresh fit (``initial_epoch`` 0) with validation data, the callbacks
-        that have ``set_baseline(logs, model)`` get the validation scores of the
-        starting network (``val_loss``, ...), so that a fine-tuning that never beats
-        the network it started from keeps it.
+        whose ``wants_baseline`` is true get, through ``set_baseline(logs, model)``, the
+        validation scores of the starting network (``val_loss``, ...), so that a
+        fine-tuning that never beats the network it started from keeps it.
         """
-        hooks = [cb for cb in callbacks if hasattr(cb, "set_baseline")]
+        hooks = [cb for cb in callbacks if getattr(cb, "wants_baseline", False)]
         if hooks and validation is not None and initial_epoch == 0:
             scores = self.trainer.evaluate(iter(validation), steps=len(validation), verbose=0)
             if not isinstance(scores, dict):  # Keras: a list, or the loss alone; NengoDL: a dict
